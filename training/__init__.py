@@ -1,0 +1,1 @@
+"""Training for sitrep: read a labeled corpus, select and calibrate a model, write an artifact."""

@@ -1,0 +1,172 @@
+"""Train a model end to end: validate data, select, calibrate, evaluate, write the artifact."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.artifact import library_versions, new_version, write_artifact
+from training.corpus import Corpus, CorpusError, CorpusProblem, normalise_text, read_corpus
+from training.metrics import evaluate
+from training.pipeline import ModelParams, build_pipeline
+from training.report import (
+    CONFUSION_PNG,
+    RELIABILITY_PNG,
+    confusion_matrix_png,
+    reliability_png,
+    render_markdown,
+)
+from training.select import CANDIDATES, Progress, select_model, tune_thresholds
+
+PROFILES = ("fast",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainOptions:
+    """What `sitrep train` takes from its command line."""
+
+    data: Path
+    test: Path | None = None
+    out: Path = Path("models")
+    seed: int = 0
+    folds: int = 5
+    jobs: int = 2
+    profile: str = "fast"
+
+
+def load_training_data(options: TrainOptions) -> tuple[Corpus, Corpus | None]:
+    """Validate the training and test files together, so every problem is listed in one run."""
+    problems: list[CorpusProblem] = []
+    train_corpus = test_corpus = None
+    try:
+        train_corpus = read_corpus(options.data)
+    except CorpusError as error:
+        problems += error.problems
+    if options.test is not None:
+        try:
+            test_corpus = read_corpus(options.test, min_examples_per_label=1)
+        except CorpusError as error:
+            problems += error.problems
+    if train_corpus is not None and test_corpus is not None:
+        problems += _leaks(train_corpus, test_corpus)
+    if problems:
+        raise CorpusError(problems)
+    assert train_corpus is not None
+    return train_corpus, test_corpus
+
+
+def train(
+    options: TrainOptions,
+    progress: Progress,
+    *,
+    candidates: Sequence[ModelParams] = CANDIDATES,
+) -> Path:
+    """Run the whole training and return the directory of the new artifact."""
+    if options.profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {options.profile!r}")
+    started = time.perf_counter()
+    created = datetime.now(UTC)
+    train_corpus, test_corpus = load_training_data(options)
+    progress(f"read {len(train_corpus.examples)} training sentences from {options.data}")
+    texts = train_corpus.texts
+    indicator = train_corpus.label_matrix()
+    primary = train_corpus.primary_labels
+
+    best, results = select_model(
+        texts,
+        indicator,
+        primary,
+        candidates=candidates,
+        seed=options.seed,
+        folds=options.folds,
+        n_jobs=options.jobs,
+        progress=progress,
+    )
+    thresholds = tune_thresholds(indicator, best.out_of_fold)
+    progress(f"chose {best.params.describe()}; fitting it on all training data")
+    model = build_pipeline(best.params, seed=options.seed)
+    # One process per label while fitting; the artifact itself predicts single-threaded.
+    model.set_params(classifier__n_jobs=options.jobs)
+    model.fit(np.asarray(texts, dtype=object), indicator)
+    model.set_params(classifier__n_jobs=None)
+
+    metrics: dict[str, Any] = {
+        "cross_validation": evaluate(
+            [example.labels for example in train_corpus.examples], best.out_of_fold, thresholds
+        )
+    }
+    extra_files: dict[str, bytes] = {}
+    data: dict[str, Any] = {"train": _describe(train_corpus)}
+    if test_corpus is not None:
+        progress(f"evaluating on {len(test_corpus.examples)} test sentences from {options.test}")
+        probabilities = np.asarray(model.predict_proba(test_corpus.texts), dtype=float)
+        test_metrics = evaluate(
+            [example.labels for example in test_corpus.examples], probabilities, thresholds
+        )
+        metrics["test"] = test_metrics
+        data["test"] = _describe(test_corpus)
+        extra_files[CONFUSION_PNG] = confusion_matrix_png(
+            test_metrics["confusion_matrix"]["rows_gold_columns_predicted"],
+            f"Test split, primary label (macro-F1 {test_metrics['primary']['macro_f1']:.3f})",
+        )
+        extra_files[RELIABILITY_PNG] = reliability_png(
+            test_corpus.label_matrix(),
+            probabilities,
+            test_metrics["ece"]["per_label_scores"],
+            "Test split, per-label scores",
+        )
+
+    version = new_version(train_corpus.sha256, created)
+    metadata: dict[str, Any] = {
+        "created": created.isoformat(timespec="seconds"),
+        "profile": options.profile,
+        "seed": options.seed,
+        "params": best.params.as_dict(),
+        "thresholds": thresholds,
+        "data": data,
+        "metrics": metrics,
+        "selection": {
+            "folds": options.folds,
+            "criterion": "primary-label macro-F1 of out-of-fold predictions on the training data",
+            "candidates": [
+                {
+                    "description": candidate.params.describe(),
+                    "params": candidate.params.as_dict(),
+                    "macro_f1": candidate.macro_f1,
+                    "seconds": round(candidate.seconds, 2),
+                    "chosen": candidate is best,
+                }
+                for candidate in results
+            ],
+        },
+        "training_seconds": round(time.perf_counter() - started, 1),
+    }
+    report = render_markdown({**metadata, "version": version, "libraries": library_versions()})
+    extra_files["report.md"] = report.encode()
+    path = write_artifact(options.out, version, model, metadata, extra_files)
+    progress(f"wrote {path} in {time.perf_counter() - started:.1f}s")
+    return path
+
+
+def _describe(corpus: Corpus) -> dict[str, Any]:
+    return {"path": str(corpus.path), "sha256": corpus.sha256, "examples": len(corpus.examples)}
+
+
+def _leaks(train_corpus: Corpus, test_corpus: Corpus) -> list[CorpusProblem]:
+    """A test sentence that is also a training sentence would flatter the reported score."""
+    seen = {normalise_text(example.text): example.line for example in train_corpus.examples}
+    return [
+        CorpusProblem(
+            test_corpus.path,
+            example.line,
+            f"also in the training data ({train_corpus.path}:{seen[normalise_text(example.text)]})",
+        )
+        for example in test_corpus.examples
+        if normalise_text(example.text) in seen
+    ]
