@@ -1,0 +1,1 @@
+"""Bundled model artifacts, installed with the package as `sitrep_models`."""

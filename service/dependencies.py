@@ -1,0 +1,64 @@
+"""Typed dependencies shared by the routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.batching import MicroBatcher
+from service.classifier import Classifier
+from service.config import Settings
+from service.errors import ModelNotReady
+from service.model_store import ModelStore
+from service.security import require_admin_key, require_user_key
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_store(request: Request) -> ModelStore:
+    store: ModelStore = request.app.state.store
+    return store
+
+
+def get_batcher(request: Request) -> MicroBatcher:
+    batcher: MicroBatcher = request.app.state.batcher
+    return batcher
+
+
+def get_classifier(request: Request) -> Classifier:
+    """The classifier this request will use from start to finish, even if a reload swaps it."""
+    classifier = get_store(request).current
+    if classifier is None:
+        raise ModelNotReady("no verified model is loaded yet; see /readyz and the service log")
+    request.state.model_version = classifier.version
+    return classifier
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[ModelStore, Depends(get_store)]
+BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]
+ClassifierDep = Annotated[Classifier, Depends(get_classifier)]
+
+
+def user_key(request: Request) -> None:
+    require_user_key(request, get_settings(request))
+
+
+def admin_key(request: Request) -> None:
+    require_admin_key(request, get_settings(request))
+
+
+def health_key(request: Request) -> None:
+    settings = get_settings(request)
+    if settings.protect_health:
+        require_user_key(request, settings)
+
+
+def metrics_key(request: Request) -> None:
+    settings = get_settings(request)
+    if settings.protect_metrics:
+        require_user_key(request, settings)
