@@ -149,7 +149,7 @@ def newest_version(model_dir: Path) -> str:
             continue
         stamped.append((created, version))
     if not stamped:
-        raise ArtifactError(f"no model artifact found in {model_dir}")
+        raise ArtifactError("no model artifact found in the model directory")
     return max(stamped)[1]
 
 

@@ -16,12 +16,25 @@ from service.errors import InvalidBody, UnsupportedMediaType
 
 
 class JSONBodyRoute(APIRoute):
-    """An APIRoute whose POST bodies are checked by `check_json_body` first."""
+    """An APIRoute whose POST bodies are checked by `check_json_body` first.
+
+    FastAPI parses the body before it runs dependencies, so the route's guards (dependencies
+    marked with `guard`, such as the API-key checks) run here first: a caller without a key
+    learns nothing about how its body would have been judged.
+    """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        guards = [
+            dependency.dependency
+            for dependency in self.dependencies
+            if getattr(dependency.dependency, "is_guard", False)
+        ]
 
         async def checked_handler(request: Request) -> Response:
+            for run_guard in guards:
+                assert run_guard is not None
+                run_guard(request)
             if request.method == "POST":
                 await check_json_body(request)
             return await handler(request)
@@ -29,9 +42,17 @@ class JSONBodyRoute(APIRoute):
         return checked_handler
 
 
+def guard(check: Callable[[Request], None]) -> Callable[[Request], None]:
+    """Mark a dependency as a guard that `JSONBodyRoute` runs before looking at the body."""
+    check.is_guard = True  # type: ignore[attr-defined]
+    return check
+
+
 async def check_json_body(request: Request) -> None:
     content_type = request.headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()
+    if not media_type and not await request.body():
+        return  # no body at all: FastAPI reports it if the route needs one
     if media_type != "application/json":
         shown = media_type or "none"
         raise UnsupportedMediaType(f"send the body as application/json, got content type {shown}")

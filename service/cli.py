@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -48,6 +49,10 @@ def run_serve(args: argparse.Namespace) -> int:
     except ValidationError as error:
         print(f"sitrep serve: invalid configuration:\n{error}", file=sys.stderr)
         return 2
+    # uvicorn finishes requests in flight on SIGTERM/SIGINT, then re-raises the signal against
+    # the handlers it found: these make that final step a clean exit with status 0.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, _exit_cleanly)
     if settings.workers == 1:
         import uvicorn
 
@@ -56,6 +61,10 @@ def run_serve(args: argparse.Namespace) -> int:
         uvicorn.run(create_app(settings), **_uvicorn_options(settings))
         return 0
     return _serve_workers(settings, overrides)
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -128,3 +137,7 @@ def serve_main() -> int:
     parser = argparse.ArgumentParser(prog="python -m service", description="Serve the sitrep API.")
     add_serve_arguments(parser)
     return run_serve(parser.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

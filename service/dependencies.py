@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.batching import MicroBatcher
+from service.body import guard
 from service.classifier import Classifier
 from service.config import Settings
 from service.errors import ModelNotReady
@@ -44,10 +45,12 @@ BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]
 ClassifierDep = Annotated[Classifier, Depends(get_classifier)]
 
 
+@guard
 def user_key(request: Request) -> None:
     require_user_key(request, get_settings(request))
 
 
+@guard
 def admin_key(request: Request) -> None:
     require_admin_key(request, get_settings(request))
 

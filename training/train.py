@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from joblib import parallel_config
 
 from service.artifact import library_versions, new_version, write_artifact
 from training.corpus import Corpus, CorpusError, CorpusProblem, normalise_text, read_corpus
@@ -50,7 +51,7 @@ def load_training_data(options: TrainOptions) -> tuple[Corpus, Corpus | None]:
         problems += error.problems
     if options.test is not None:
         try:
-            test_corpus = read_corpus(options.test, min_examples_per_label=1)
+            test_corpus = read_corpus(options.test, min_examples_per_label=0)
         except CorpusError as error:
             problems += error.problems
     if train_corpus is not None and test_corpus is not None:
@@ -91,10 +92,10 @@ def train(
     thresholds = tune_thresholds(indicator, best.out_of_fold)
     progress(f"chose {best.params.describe()}; fitting it on all training data")
     model = build_pipeline(best.params, seed=options.seed)
-    # One process per label while fitting; the artifact itself predicts single-threaded.
-    model.set_params(classifier__n_jobs=options.jobs)
-    model.fit(np.asarray(texts, dtype=object), indicator)
-    model.set_params(classifier__n_jobs=None)
+    # Labels are fitted in parallel threads (liblinear releases the GIL); the artifact keeps
+    # n_jobs=None, so predictions stay single-threaded in the service.
+    with parallel_config(backend="threading", n_jobs=options.jobs):
+        model.fit(np.asarray(texts, dtype=object), indicator)
 
     metrics: dict[str, Any] = {
         "cross_validation": evaluate(

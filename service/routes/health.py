@@ -12,7 +12,12 @@ from service.schemas import Health
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=Health, dependencies=[Depends(health_key)])
+@router.get(
+    "/healthz",
+    response_model=Health,
+    response_model_exclude_none=True,
+    dependencies=[Depends(health_key)],
+)
 async def healthz() -> Health:
     """Liveness: 200 while the process runs."""
     return Health(status="ok")

@@ -1,0 +1,66 @@
+"""Shared fixtures: a small model trained in a temporary directory from the committed corpus."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from training.pipeline import ModelParams
+from training.train import TrainOptions, train
+
+REPO = Path(__file__).resolve().parent.parent
+TRAIN_DATA = REPO / "data" / "train.jsonl"
+TEST_DATA = REPO / "data" / "test.jsonl"
+SMALL_CANDIDATES = (ModelParams(C=4.0), ModelParams(C=4.0, char_ngrams=None))
+
+
+def sample_corpus(source: Path, target: Path, per_label: int, seed: int = 7) -> Path:
+    """A stratified sample of a committed corpus: `per_label` lines for each primary label."""
+    rows = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line]
+    random.Random(seed).shuffle(rows)
+    picked: dict[str, int] = {}
+    chosen = []
+    for row in rows:
+        if picked.get(row["labels"][0], 0) < per_label:
+            picked[row["labels"][0]] = picked.get(row["labels"][0], 0) + 1
+            chosen.append(row)
+    target.write_text("".join(json.dumps(row) + "\n" for row in chosen), encoding="utf-8")
+    return target
+
+
+def train_small(model_dir: Path, data: Path, test: Path | None = None, seed: int = 0) -> Path:
+    options = TrainOptions(data=data, test=test, out=model_dir, seed=seed, folds=3, jobs=1)
+    return train(options, lambda _: None, candidates=SMALL_CANDIDATES)
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("data")
+    return (
+        sample_corpus(TRAIN_DATA, folder / "train.jsonl", per_label=60),
+        sample_corpus(TEST_DATA, folder / "test.jsonl", per_label=15),
+    )
+
+
+@pytest.fixture(scope="session")
+def small_model_dir(
+    tmp_path_factory: pytest.TempPathFactory, small_data: tuple[Path, Path]
+) -> Path:
+    """A model directory holding one small artifact (shared; tests must not modify it)."""
+    model_dir = tmp_path_factory.mktemp("models")
+    train_small(model_dir, *small_data)
+    return model_dir
+
+
+@pytest.fixture
+def model_dir_copy(tmp_path: Path, small_model_dir: Path) -> Iterator[Path]:
+    """A private copy of the small model directory, for tests that change files."""
+    import shutil
+
+    target = tmp_path / "models"
+    shutil.copytree(small_model_dir, target)
+    return target

@@ -1,0 +1,107 @@
+"""The service as users run it: a real process on a socket, signals, workers, logs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from service.artifact import list_versions
+from tests.service.server import ServerProcess
+from tests.service.test_lifecycle import second_version
+
+pytestmark = pytest.mark.slow
+ADMIN_KEY = "admin-key-0123456789abcdef"
+SENTENCE = "a-private-sentence: Two soldiers were killed by a mine near the bridge."
+
+
+def test_serves_logs_as_json_and_never_logs_sentences(
+    small_model_dir: Path, tmp_path: Path
+) -> None:
+    with ServerProcess(log_path=tmp_path / "log", model_dir=small_model_dir) as server:
+        response = httpx.post(
+            f"{server.url}/v1/classify",
+            json={"sentences": [SENTENCE]},
+            headers={"X-Request-ID": "trace-42"},
+        )
+        assert response.status_code == 200
+        assert response.headers["x-request-id"] == "trace-42"
+        time.sleep(0.2)
+        log = server.log()
+    entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    (request,) = [entry for entry in entries if entry.get("request_id") == "trace-42"]
+    assert request["route"] == "/v1/classify"
+    assert request["status"] == 200
+    assert request["sentences"] == 1
+    assert request["model_version"] == list_versions(small_model_dir)[0]
+    assert request["latency_ms"] > 0
+    assert "a-private-sentence" not in log
+
+
+def test_sigterm_lets_requests_in_flight_finish(small_model_dir: Path, tmp_path: Path) -> None:
+    with ServerProcess(log_path=tmp_path / "log", model_dir=small_model_dir) as server:
+        answers: list[int] = []
+        big = {"sentences": [f"{SENTENCE} Report {i}." for i in range(1_000)]}
+
+        def call() -> None:
+            answers.append(
+                httpx.post(f"{server.url}/v1/classify", json=big, timeout=60).status_code
+            )
+
+        callers = [threading.Thread(target=call) for _ in range(4)]
+        for caller in callers:
+            caller.start()
+        time.sleep(0.3)
+        server.signal(signal.SIGTERM)
+        for caller in callers:
+            caller.join(timeout=60)
+        assert server.wait(timeout=30) == 0
+    assert answers == [200, 200, 200, 200]
+
+
+def test_sighup_reloads_the_newest_model(model_dir_copy: Path, tmp_path: Path) -> None:
+    with ServerProcess(log_path=tmp_path / "log", model_dir=model_dir_copy) as server:
+        newer = second_version(model_dir_copy)
+        server.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if httpx.get(f"{server.url}/v1/model").json()["version"] == newer:
+                break
+            time.sleep(0.1)
+        assert httpx.get(f"{server.url}/v1/model").json()["version"] == newer
+
+
+def test_workers_follow_a_reload_to_the_same_version(model_dir_copy: Path, tmp_path: Path) -> None:
+    with ServerProcess(
+        log_path=tmp_path / "log", model_dir=model_dir_copy, workers=2, admin_keys=ADMIN_KEY
+    ) as server:
+        newer = second_version(model_dir_copy)
+        reload = httpx.post(f"{server.url}/v1/admin/reload", headers={"X-API-Key": ADMIN_KEY})
+        assert reload.status_code == 200
+        time.sleep(3)  # workers poll the shared version every second
+        seen = {
+            httpx.post(
+                f"{server.url}/v1/classify",
+                json={"sentences": ["Talks resumed."]},
+                headers={"Connection": "close"},
+            ).json()["model"]["version"]
+            for _ in range(40)
+        }
+        assert seen == {newer}
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert f'version="{newer}"' in metrics
+
+
+def test_a_missing_model_directory_keeps_the_process_up(tmp_path: Path) -> None:
+    with ServerProcess(
+        log_path=tmp_path / "log", model_dir=tmp_path / "nothing", wait_for="/healthz"
+    ) as server:
+        time.sleep(0.5)
+        assert httpx.get(f"{server.url}/readyz").status_code == 503
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+        assert "no model loaded" in server.log()
