@@ -116,6 +116,7 @@ def write_artifact(
             (staging / name).write_bytes(content)
         for item in staging.iterdir():
             _fsync(item)
+        staging.chmod(0o755)  # mkdtemp makes it private; a service may run as another user
         os.rename(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

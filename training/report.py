@@ -18,6 +18,7 @@ from training.metrics import FloatMatrix, reliability_curve
 
 CONFUSION_PNG = "confusion_matrix.png"
 RELIABILITY_PNG = "reliability.png"
+MIN_BIN_SCORES = 10
 
 
 def confusion_matrix_png(matrix: list[list[int]], title: str) -> bytes:
@@ -53,7 +54,11 @@ def reliability_png(
     figure, axes = plt.subplots(figsize=(6.0, 5.4), dpi=110)
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
     for column, label in enumerate(LABELS):
-        curve = reliability_curve(probabilities[:, column], indicator[:, column])
+        curve = [  # bins with a handful of scores only add noise to the picture
+            point
+            for point in reliability_curve(probabilities[:, column], indicator[:, column])
+            if point[2] >= MIN_BIN_SCORES
+        ]
         axes.plot(
             [point[0] for point in curve],
             [point[1] for point in curve],
