@@ -16,9 +16,12 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
+
+disable_created_metrics()  # *_created series double the output and say nothing useful here
 
 REQUESTS = Counter(
     "sitrep_requests_total", "HTTP requests by route and status", ["route", "status"]

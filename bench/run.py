@@ -1,0 +1,257 @@
+"""Serving benchmark: sitrep against a plain predict_proba endpoint, on 127.0.0.1 only.
+
+    python bench/run.py [--seconds 10] [--json bench/results/latest.json]
+
+For 1 and 2 workers it starts each server, drives single-sentence requests with wrk at 1 and 16
+connections, times 1,000-sentence requests, and reads each worker's resident memory. Prints a
+Markdown table. wrk comes from Debian (`apt-get install wrk`); the script installs it if missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx2 as httpx
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
+SENTENCE_FILE = REPO / "data" / "test.jsonl"
+
+
+@dataclass
+class Row:
+    server: str
+    workers: int
+    connections: int
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+
+
+@dataclass
+class BulkRow:
+    server: str
+    workers: int
+    median_ms: float
+    sentences_per_second: float
+    rss_mb_per_worker: float
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start(server: str, workers: int, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SITREP_LOG_LEVEL": "warning"}
+    if server == "sitrep":
+        command = [sys.executable, "-m", "service", "--port", str(port), "--workers", str(workers)]
+    else:
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.baseline:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ]
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                time.sleep(1 if workers > 1 else 0.2)  # let every worker come up
+                return process
+        except httpx.TransportError:
+            time.sleep(0.2)
+    stop(process)
+    raise RuntimeError(f"{server} did not become ready")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def wrk(port: int, connections: int, seconds: int) -> tuple[float, float, float]:
+    output = subprocess.run(
+        [
+            "wrk",
+            f"-t{min(connections, 2)}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(BENCH / "single.lua"),
+            f"http://127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 30,
+    ).stdout
+    if re.search(r"Non-2xx or 3xx responses: \d+", output):
+        raise RuntimeError(f"wrk saw errors:\n{output}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    return rps, _percentile(output, "50"), _percentile(output, "99")
+
+
+def _percentile(output: str, which: str) -> float:
+    value, unit = re.search(rf"^\s+{which}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def bulk(port: int, sentences: list[str], repeats: int) -> tuple[float, float]:
+    timings = []
+    with httpx.Client(timeout=60) as client:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            response = client.post(
+                f"http://127.0.0.1:{port}/v1/classify", json={"sentences": sentences}
+            )
+            timings.append(time.perf_counter() - started)
+            response.raise_for_status()
+    median = statistics.median(timings)
+    return median * 1000, len(sentences) / median
+
+
+def worker_rss_mb(process: subprocess.Popen[bytes], workers: int) -> float:
+    """Mean resident memory of the processes that serve requests (the workers)."""
+    pids = [process.pid]
+    if workers > 1:
+        children = subprocess.run(
+            ["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        pids = [int(pid) for pid in children]
+    sizes = []
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status").read_text()
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        if match and "python" in Path(f"/proc/{pid}/cmdline").read_text():
+            sizes.append(int(match.group(1)) / 1024)
+    return statistics.mean(sizes) if sizes else float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per run")
+    parser.add_argument("--bulk-repeats", type=int, default=15)
+    parser.add_argument("--json", type=Path, default=None, help="also write results as JSON")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    sentences = [json.loads(line)["text"] for line in SENTENCE_FILE.read_text().splitlines()][:1000]
+    rows: list[Row] = []
+    bulk_rows: list[BulkRow] = []
+    for workers in (1, 2):
+        for server in ("baseline", "sitrep"):
+            port = free_port()
+            process = start(server, workers, port)
+            try:
+                wrk(port, 16, 2)  # warm up every worker
+                for connections in (1, 16):
+                    rps, p50, p99 = wrk(port, connections, args.seconds)
+                    rows.append(Row(server, workers, connections, rps, p50, p99))
+                    print(
+                        f"{server} w={workers} c={connections}: {rps:.0f} req/s "
+                        f"p50 {p50:.2f} ms p99 {p99:.2f} ms",
+                        file=sys.stderr,
+                    )
+                median_ms, per_second = bulk(port, sentences, args.bulk_repeats)
+                rss = worker_rss_mb(process, workers)
+                bulk_rows.append(BulkRow(server, workers, median_ms, per_second, rss))
+                print(
+                    f"{server} w={workers} 1,000 sentences: {median_ms:.0f} ms median, "
+                    f"RSS {rss:.0f} MB/worker",
+                    file=sys.stderr,
+                )
+            finally:
+                stop(process)
+    print(render(rows, bulk_rows))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {
+                    "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "machine": machine(),
+                    "single": [asdict(row) for row in rows],
+                    "bulk": [asdict(row) for row in bulk_rows],
+                },
+                indent=2,
+            )
+        )
+    return 0
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def render(rows: list[Row], bulk_rows: list[BulkRow]) -> str:
+    lines = [
+        f"Measured {datetime.now(UTC):%Y-%m-%d} on {machine()}.",
+        "",
+        "| server | workers | connections | req/s | p50 ms | p99 ms | vs baseline |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    baseline = {
+        (r.workers, r.connections): r.requests_per_second for r in rows if r.server == "baseline"
+    }
+    for row in rows:
+        ratio = row.requests_per_second / baseline[(row.workers, row.connections)]
+        lines.append(
+            f"| {row.server} | {row.workers} | {row.connections} | {row.requests_per_second:.0f} "
+            f"| {row.p50_ms:.2f} | {row.p99_ms:.2f} | {ratio:.2f}× |"
+        )
+    lines += [
+        "",
+        "| server | workers | 1,000 sentences, median ms | sentences/s | RSS MB per worker |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {row.server} | {row.workers} | {row.median_ms:.0f} | {row.sentences_per_second:.0f} "
+        f"| {row.rss_mb_per_worker:.0f} |"
+        for row in bulk_rows
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
