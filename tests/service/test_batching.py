@@ -1,13 +1,16 @@
-"""Batched predictions equal one-by-one predictions, whatever the interleaving."""
+"""Batched and fast-path predictions equal plain scikit-learn predictions."""
 
 from __future__ import annotations
 
 import asyncio
+from functools import cache
 from pathlib import Path
 
 import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from service.artifact import load_artifact
+from service.artifact import ModelArtifact, bundled_model_dir, load_artifact
 from service.batching import MicroBatcher
 from service.classifier import Classifier
 
@@ -62,3 +65,18 @@ def test_a_batch_never_mixes_two_models(small_model_dir: Path) -> None:
     from_first, from_second = asyncio.run(run())
     np.testing.assert_allclose(from_first, first.probabilities(TEXTS[:1]))
     assert (from_second == 0.5).all()
+
+
+@given(st.lists(st.text(max_size=120), min_size=1, max_size=8))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_fast_features_equal_scikit_learn_on_any_text(texts: list[str]) -> None:
+    """FastTfidf's n-gram search must agree with scikit-learn's analyzers on every input."""
+    artifact, classifier = _bundled()
+    expected = artifact.estimator.predict_proba(texts)
+    np.testing.assert_allclose(classifier.probabilities(texts), expected, rtol=0, atol=1e-9)
+
+
+@cache
+def _bundled() -> tuple[ModelArtifact, Classifier]:
+    artifact = load_artifact(bundled_model_dir())
+    return artifact, Classifier(artifact)
