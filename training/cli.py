@@ -88,7 +88,7 @@ def run_train(args: argparse.Namespace) -> int:
     except CorpusError as error:
         print(f"sitrep train: nothing was written; {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (ArtifactError, OSError, ValueError) as error:
+    except (ArtifactError, OSError, ValueError, RuntimeError) as error:
         print(f"sitrep train: {error}", file=sys.stderr)
         return EXIT_FAILED
     print(path)

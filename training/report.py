@@ -5,11 +5,6 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a screen
-
-import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
 
@@ -21,8 +16,27 @@ RELIABILITY_PNG = "reliability.png"
 MIN_BIN_SCORES = 10
 
 
+def pyplot() -> Any:
+    """matplotlib's pyplot, drawing to files only; a clear error when the extra is missing.
+
+    matplotlib is the `train` extra, not a core dependency: serving never draws.
+    """
+    try:
+        import matplotlib
+    except ImportError as error:
+        raise RuntimeError(
+            "sitrep train draws its report with matplotlib, which is not installed: "
+            "pip install 'sitrep[train]'"
+        ) from error
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
+
+
 def confusion_matrix_png(matrix: list[list[int]], title: str) -> bytes:
     """Primary-label confusion matrix, shaded by row share, annotated with counts."""
+    plt = pyplot()
     counts = np.asarray(matrix, dtype=float)
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     figure, axes = plt.subplots(figsize=(6.4, 5.4), dpi=110)
@@ -51,6 +65,7 @@ def reliability_png(
     indicator: npt.NDArray[np.int_], probabilities: FloatMatrix, ece: float, title: str
 ) -> bytes:
     """Reliability diagram of every per-label score, with each label's curve beside the pool."""
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(6.0, 5.4), dpi=110)
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
     for column, label in enumerate(LABELS):
@@ -171,5 +186,5 @@ def _png(figure: Any) -> bytes:
     buffer = io.BytesIO()
     # Fixed metadata keeps the bytes identical across runs with the same numbers.
     figure.savefig(buffer, format="png", metadata={"Software": None})
-    plt.close(figure)
+    pyplot().close(figure)
     return buffer.getvalue()

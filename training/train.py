@@ -20,6 +20,7 @@ from training.report import (
     CONFUSION_PNG,
     RELIABILITY_PNG,
     confusion_matrix_png,
+    pyplot,
     reliability_png,
     render_markdown,
 )
@@ -71,6 +72,7 @@ def train(
     """Run the whole training and return the directory of the new artifact."""
     if options.profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {options.profile!r}")
+    pyplot()  # fail now, not after minutes of training, when matplotlib is missing
     started = time.perf_counter()
     created = datetime.now(UTC)
     train_corpus, test_corpus = load_training_data(options)
