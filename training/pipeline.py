@@ -24,7 +24,7 @@ class ModelParams:
 
     C: float = 4.0
     word_ngrams: tuple[int, int] = (1, 2)
-    char_ngrams: tuple[int, int] | None = (2, 5)
+    char_ngrams: tuple[int, int] | None = (3, 5)
     min_df: int = 2
     class_weight: str | None = "balanced"
 

@@ -24,8 +24,8 @@ Progress = Callable[[str], None]
 
 # Compared on every training run; the comparison is recorded in the artifact's report.
 CANDIDATES: tuple[ModelParams, ...] = (
-    ModelParams(C=4.0, word_ngrams=(1, 2), char_ngrams=(2, 5)),
-    ModelParams(C=16.0, word_ngrams=(1, 2), char_ngrams=(2, 5)),
+    ModelParams(C=16.0, word_ngrams=(1, 2), char_ngrams=(3, 5)),
+    ModelParams(C=4.0, word_ngrams=(1, 2), char_ngrams=(3, 5)),
     ModelParams(C=4.0, word_ngrams=(1, 3), char_ngrams=None),
 )
 THRESHOLD_GRID = np.round(np.arange(0.10, 0.91, 0.01), 2)
