@@ -56,12 +56,10 @@ class Classifier:
             raise ValueError("the artifact does not have one classifier per label")
         coefficients, intercepts, slopes, offsets = [], [], [], []
         for calibrated in one_vs_rest.estimators_:
-            (member,) = calibrated.calibrated_classifiers_
-            (calibrator,) = member.calibrators
-            coefficients.append(member.estimator.coef_.ravel())
-            intercepts.append(float(member.estimator.intercept_[0]))
-            slopes.append(float(calibrator.a_))
-            offsets.append(float(calibrator.b_))
+            coefficients.append(calibrated.linear_.coef_.ravel())
+            intercepts.append(float(calibrated.linear_.intercept_[0]))
+            slopes.append(calibrated.slope_)
+            offsets.append(calibrated.offset_)
         self._coefficients = np.vstack(coefficients).T.copy()  # (features, labels)
         self._intercepts = np.asarray(intercepts)
         self._slopes = np.asarray(slopes)
@@ -76,7 +74,7 @@ class Classifier:
             weights = features.values * self._coefficients[features.columns, column]
             decision[:, column] = np.bincount(features.rows, weights=weights, minlength=len(texts))
         decision += self._intercepts
-        return np.asarray(expit(-(self._slopes * decision + self._offsets)), dtype=np.float64)
+        return np.asarray(expit(self._slopes * decision + self._offsets), dtype=np.float64)
 
     def _sparse(self, texts: list[str]) -> SparseRows:
         if self._fast is not None:
@@ -107,7 +105,7 @@ class Classifier:
         for label in labels:
             column = LABELS.index(label)
             contributions = (
-                -self._slopes[column]
+                self._slopes[column]
                 * self._coefficients[features.columns, column]
                 * features.values
             )

@@ -62,10 +62,14 @@ class Corpus:
 
     def label_matrix(self) -> npt.NDArray[np.int_]:
         """Indicator matrix, one column per label in `LABELS` order."""
+        return (self.graded_label_matrix() > 0).astype(int)
+
+    def graded_label_matrix(self) -> npt.NDArray[np.int_]:
+        """Like `label_matrix`, but 2 marks the primary label and 1 a secondary one."""
         matrix = np.zeros((len(self.examples), len(LABELS)), dtype=int)
         for row, example in enumerate(self.examples):
-            for label in example.labels:
-                matrix[row, LABELS.index(label)] = 1
+            for position, label in enumerate(example.labels):
+                matrix[row, LABELS.index(label)] = 2 if position == 0 else 1
         return matrix
 
 

@@ -6,12 +6,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
-from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
+
+from training.estimator import CalibratedLinear, PrimaryWeightedOneVsRest
 
 # Words with inner apostrophes and hyphens stay whole ("didn't", "al-Shabaab", "T-90").
 WORD_TOKEN_PATTERN = r"(?u)\b\w[\w'’-]*\w\b|\b\w\b"
@@ -27,12 +26,13 @@ class ModelParams:
     char_ngrams: tuple[int, int] | None = (3, 5)
     min_df: int = 2
     class_weight: str | None = "balanced"
+    secondary_weight: float = 0.1
 
     def describe(self) -> str:
         parts = [f"word {self.word_ngrams[0]}-{self.word_ngrams[1]}"]
         if self.char_ngrams:
             parts.append(f"char {self.char_ngrams[0]}-{self.char_ngrams[1]}")
-        return f"C={self.C:g}, {' + '.join(parts)}"
+        return f"C={self.C:g}, {' + '.join(parts)}, secondary labels x{self.secondary_weight:g}"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,8 +42,9 @@ def build_pipeline(params: ModelParams, *, seed: int) -> Pipeline:
     """TF-IDF word (and character) n-grams → one calibrated logistic regression per label.
 
     Each label gets its own binary classifier because a sentence may carry several labels.
-    Probabilities are Platt-calibrated on cross-validated decision values (`ensemble=False`
-    keeps a single linear model per label, so explanations are exact).
+    Probabilities are Platt-calibrated on cross-validated decision values, over one linear model
+    per label, so explanations are exact. The pipeline is fitted on a graded label matrix
+    (see training/estimator.py).
     """
     features: list[tuple[str, TfidfVectorizer]] = [
         (
@@ -73,7 +74,20 @@ def build_pipeline(params: ModelParams, *, seed: int) -> Pipeline:
                 ),
             )
         )
-    linear = LogisticRegression(
+    calibrated = CalibratedLinear(_linear_model(params, seed), folds=CALIBRATION_FOLDS, seed=seed)
+    return Pipeline(
+        [
+            ("features", FeatureUnion(features)),
+            (
+                "classifier",
+                PrimaryWeightedOneVsRest(calibrated, secondary_weight=params.secondary_weight),
+            ),
+        ]
+    )
+
+
+def _linear_model(params: ModelParams, seed: int) -> LogisticRegression:
+    return LogisticRegression(
         C=params.C,
         class_weight=params.class_weight,
         solver="liblinear",
@@ -82,16 +96,4 @@ def build_pipeline(params: ModelParams, *, seed: int) -> Pipeline:
         dual=True,
         max_iter=1_000,
         random_state=seed,
-    )
-    calibrated = CalibratedClassifierCV(
-        linear,
-        method="sigmoid",
-        cv=StratifiedKFold(n_splits=CALIBRATION_FOLDS, shuffle=True, random_state=seed),
-        ensemble=False,
-    )
-    return Pipeline(
-        [
-            ("features", FeatureUnion(features)),
-            ("classifier", OneVsRestClassifier(calibrated)),
-        ]
     )

@@ -24,9 +24,9 @@ Progress = Callable[[str], None]
 
 # Compared on every training run; the comparison is recorded in the artifact's report.
 CANDIDATES: tuple[ModelParams, ...] = (
-    ModelParams(C=16.0, word_ngrams=(1, 2), char_ngrams=(3, 5)),
-    ModelParams(C=4.0, word_ngrams=(1, 2), char_ngrams=(3, 5)),
-    ModelParams(C=4.0, word_ngrams=(1, 3), char_ngrams=None),
+    ModelParams(C=16.0, word_ngrams=(1, 2), char_ngrams=(3, 5), secondary_weight=0.1),
+    ModelParams(C=16.0, word_ngrams=(1, 2), char_ngrams=(3, 5), secondary_weight=1.0),
+    ModelParams(C=4.0, word_ngrams=(1, 3), char_ngrams=None, secondary_weight=0.1),
 )
 THRESHOLD_GRID = np.round(np.arange(0.10, 0.91, 0.01), 2)
 
@@ -43,7 +43,7 @@ class CandidateResult:
 
 def cross_validated_probabilities(
     texts: Sequence[str],
-    indicator: npt.NDArray[np.int_],
+    graded: npt.NDArray[np.int_],
     primary: Sequence[str],
     params: ModelParams,
     *,
@@ -57,7 +57,7 @@ def cross_validated_probabilities(
     pipeline = build_pipeline(params, seed=seed)
 
     def fit_fold(train: npt.NDArray[np.int_], held_out: npt.NDArray[np.int_]) -> FloatMatrix:
-        model = clone(pipeline).fit(text_array[train], indicator[train])
+        model = clone(pipeline).fit(text_array[train], graded[train])
         return np.asarray(model.predict_proba(text_array[held_out]), dtype=float)
 
     splits = list(splitter.split(text_array, primary))
@@ -72,7 +72,7 @@ def cross_validated_probabilities(
 
 def select_model(
     texts: Sequence[str],
-    indicator: npt.NDArray[np.int_],
+    graded: npt.NDArray[np.int_],
     primary: Sequence[str],
     *,
     candidates: Sequence[ModelParams] = CANDIDATES,
@@ -87,7 +87,7 @@ def select_model(
         progress(f"cross-validating candidate {number}/{len(candidates)}: {params.describe()}")
         started = time.perf_counter()
         out_of_fold = cross_validated_probabilities(
-            texts, indicator, primary, params, seed=seed, folds=folds, n_jobs=n_jobs
+            texts, graded, primary, params, seed=seed, folds=folds, n_jobs=n_jobs
         )
         result = CandidateResult(
             params=params,

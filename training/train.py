@@ -79,11 +79,12 @@ def train(
     progress(f"read {len(train_corpus.examples)} training sentences from {options.data}")
     texts = train_corpus.texts
     indicator = train_corpus.label_matrix()
+    graded = train_corpus.graded_label_matrix()
     primary = train_corpus.primary_labels
 
     best, results = select_model(
         texts,
-        indicator,
+        graded,
         primary,
         candidates=candidates,
         seed=options.seed,
@@ -97,7 +98,7 @@ def train(
     # Labels are fitted in parallel threads (liblinear releases the GIL); the artifact keeps
     # n_jobs=None, so predictions stay single-threaded in the service.
     with parallel_config(backend="threading", n_jobs=options.jobs):
-        model.fit(np.asarray(texts, dtype=object), indicator)
+        model.fit(np.asarray(texts, dtype=object), graded)
 
     metrics: dict[str, Any] = {
         "cross_validation": evaluate(
