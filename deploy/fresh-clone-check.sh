@@ -30,5 +30,5 @@ curl -fsS "http://127.0.0.1:$port/readyz"; echo
 answer=$(curl -fsS -X POST "http://127.0.0.1:$port/v1/classify" -H 'Content-Type: application/json' \
   -d '{"sentences": ["Two soldiers were killed when their armoured vehicle hit a mine."]}')
 echo "$answer"
-grep -q '"label": "military_loss"' <<< "$answer" || { echo "unexpected answer" >&2; exit 1; }
+grep -Eq '"label": ?"military_loss"' <<< "$answer" || { echo "unexpected answer" >&2; exit 1; }
 echo "fresh clone OK: installed, served the bundled model, classified a sentence"
