@@ -226,9 +226,12 @@ def _verify_metadata(metadata: dict[str, Any], version: str) -> None:
         )
     thresholds = metadata.get("thresholds")
     if not isinstance(thresholds, dict) or not all(
-        isinstance(thresholds.get(label), int | float) for label in LABELS
+        isinstance(thresholds.get(label), int | float) and 0.0 <= thresholds[label] <= 1.0
+        for label in LABELS
     ):
-        raise ArtifactError(f"artifact {version!r} lacks a numeric threshold for every label")
+        raise ArtifactError(
+            f"artifact {version!r} lacks a threshold between 0 and 1 for every label"
+        )
     if not isinstance(metadata.get("model_sha256"), str):
         raise ArtifactError(f"artifact {version!r} has no model checksum in its metadata")
     trained_with = metadata.get("libraries", {}).get("scikit-learn")

@@ -68,9 +68,12 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 
 
 def _uvicorn_options(settings: Settings) -> dict[str, Any]:
+    from service.middleware import GuardedHttpProtocol
+
     return {
         "host": settings.host,
         "port": settings.port,
+        "http": GuardedHttpProtocol,  # uvicorn's own has no limit on a request head's size or time
         "log_config": None,  # logging is configured by create_app: JSON lines
         "access_log": False,
         "server_header": False,

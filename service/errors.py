@@ -45,6 +45,14 @@ class Forbidden(SitrepError):
     status, title, slug = 403, "Forbidden", "forbidden"
 
 
+class RequestTimeout(SitrepError):
+    status, title, slug = 408, "Request not received in time", "request-timeout"
+
+    def __init__(self, detail: str) -> None:
+        # The rest of the request may still be on its way: only a new connection is clean.
+        super().__init__(detail, headers={"Connection": "close"})
+
+
 class PayloadTooLarge(SitrepError):
     status, title, slug = 413, "Request body too large", "payload-too-large"
 

@@ -1,12 +1,22 @@
-"""ASGI middleware: request ids, one log line and metrics per request, and the body-size guard.
+"""What happens to a request before a route sees it: request ids, one log line and metrics per
+request, and the guards against requests too large or too slow.
 
 The size guard runs before anything reads the body: a declared Content-Length over the limit is
 refused at once, and a body without one (chunked) is counted as it streams and refused as soon
-as it passes the limit, so the server never holds more than the limit of any request.
+as it passes the limit, so the server never holds more than the limit of any request. The body
+must also keep arriving: after a grace period, at a minimum average rate (408 otherwise).
+
+Below ASGI, `GuardedHttpProtocol` does the same for the request line and headers, which uvicorn
+reads without a limit of size or time: at most HEAD_MAX_BYTES (431 above), all of it within
+HEAD_TIMEOUT_SECONDS (the connection is closed after). Without these a client could make the
+server buffer headers without end, or hold connections open for ever by sending one byte at a
+time (slowloris).
 """
 
 from __future__ import annotations
 
+import asyncio
+import http
 import json
 import logging
 import re
@@ -15,13 +25,21 @@ import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from service.errors import PROBLEM_BASE, PROBLEM_JSON, PayloadTooLarge
+from service.errors import PROBLEM_BASE, PROBLEM_JSON, PayloadTooLarge, RequestTimeout
 from service.observability import LATENCY, REQUESTS
 
 logger = logging.getLogger("sitrep.access")
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Limits in the spirit of Apache's mod_reqtimeout: generous for any real client, fatal to a
+# client that trickles. A body gets BODY_GRACE_SECONDS, plus one second per
+# BODY_MIN_BYTES_PER_SECOND bytes received: 2 MiB may take 34 minutes, 10 bytes may not take 11 s.
+BODY_GRACE_SECONDS = 10.0
+BODY_MIN_BYTES_PER_SECOND = 1024
+HEAD_TIMEOUT_SECONDS = 10.0
+HEAD_MAX_BYTES = 32 * 1024
 
 
 class RequestContextMiddleware:
@@ -80,14 +98,28 @@ class RequestContextMiddleware:
     def _limited(self, receive: Receive) -> Receive:
         received = 0
         limit = self.max_body_bytes
+        started = time.monotonic()
+        complete = False
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:
+                return await receive()  # past the body only a disconnect can come: no deadline
+            deadline = started + BODY_GRACE_SECONDS + received / BODY_MIN_BYTES_PER_SECOND
+            try:
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"the body did not arrive in time: {received} bytes in "
+                    f"{time.monotonic() - started:.0f} s; send it at {BODY_MIN_BYTES_PER_SECOND} "
+                    "bytes a second or faster"
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+                complete = not message.get("more_body", False)
             return message
 
         return limited_receive
@@ -121,10 +153,14 @@ def _request_id(offered: bytes | None) -> str:
     return uuid.uuid4().hex
 
 
-async def _reject(send: Send, status: int, title: str, slug: str, detail: str) -> None:
-    body = json.dumps(
+def _problem(status: int, title: str, slug: str, detail: str) -> bytes:
+    return json.dumps(
         {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
     ).encode()
+
+
+async def _reject(send: Send, status: int, title: str, slug: str, detail: str) -> None:
+    body = _problem(status, title, slug, detail)
     await send(
         {
             "type": "http.response.start",
@@ -137,3 +173,108 @@ async def _reject(send: Send, status: int, title: str, slug: str, detail: str) -
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol (httptools) with limits on each request's head: its size
+    (HEAD_MAX_BYTES) and the time it may take to arrive (HEAD_TIMEOUT_SECONDS, counted from the
+    connection or from the previous response). Pass it to uvicorn as `http=`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_bytes = 0  # bytes received since the current head began
+        self._reading_head = True
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._reading_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if self._reading_head and self._head_bytes > HEAD_MAX_BYTES:
+            self._refuse_large_head()
+
+    def on_headers_complete(self) -> None:
+        if self._refused:
+            return
+        self._reading_head = False
+        self._stop_head_timer()
+        # A head that arrived in one piece is measured here, where it is whole.
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > HEAD_MAX_BYTES:
+            self._refuse_large_head()
+            return
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._refused:
+            return
+        super().on_message_complete()
+        self._reading_head, self._head_bytes = True, 0
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._start_head_timer()  # the next request's head, or the rest of this body
+
+    def _start_head_timer(self) -> None:
+        self._stop_head_timer()
+        self._head_timer = self.loop.call_later(HEAD_TIMEOUT_SECONDS, self._head_timed_out)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or (
+            self.cycle is not None and not self.cycle.response_complete
+        ):
+            return  # a request is being answered: its time is not limited here
+        if self._reading_head and self._head_bytes == 0:
+            self.transport.close()  # an idle connection: nothing to answer
+            return
+        self._refuse(
+            408,
+            "Request not received in time",
+            "request-timeout",
+            f"the request was not complete within {HEAD_TIMEOUT_SECONDS:.0f} s",
+        )
+
+    def _refuse_large_head(self) -> None:
+        self._refuse(
+            431,
+            "Request header fields too large",
+            "header-fields-too-large",
+            f"the request line and headers are larger than {HEAD_MAX_BYTES} bytes",
+        )
+
+    def _refuse(self, status: int, title: str, slug: str, detail: str) -> None:
+        """Answer with a problem and close: the request was never handed to the application."""
+        self._refused = True
+        self._stop_head_timer()
+        body = _problem(status, title, slug, detail)
+        phrase = http.HTTPStatus(status).phrase
+        self.transport.write(
+            f"HTTP/1.1 {status} {phrase}\r\ncontent-type: {PROBLEM_JSON}\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+            + body
+        )
+        self.transport.close()
+        REQUESTS.labels(route="unmatched", status=str(status)).inc()
+        logger.warning("request refused", extra={"status": status, "reason": detail})

@@ -49,7 +49,7 @@ class ModelStore:
         """Load the model to serve at start; on failure stay up, unready, and log why."""
         wanted = version or self._shared_version()
         try:
-            self.current = Classifier(load_artifact(self.model_dir, wanted))
+            self.current = _load_classifier(self.model_dir, wanted)
         except (ArtifactError, ValueError) as error:
             self.last_error = str(error)
             logger.error("no model loaded: %s", error, extra={"model_dir": str(self.model_dir)})
@@ -66,8 +66,7 @@ class ModelStore:
             previous = self.current.version if self.current else None
             try:
                 wanted = version if version is not None else newest_version(self.model_dir)
-                artifact = await asyncio.to_thread(load_artifact, self.model_dir, wanted)
-                classifier = await asyncio.to_thread(Classifier, artifact)
+                classifier = await asyncio.to_thread(_load_classifier, self.model_dir, wanted)
             except (ArtifactError, ValueError) as error:
                 RELOADS.labels(outcome="failed").inc()
                 logger.error("reload refused; the previous model keeps serving: %s", error)
@@ -111,3 +110,21 @@ class ModelStore:
         temporary = self.runtime_dir / f".{STATE_FILE}.{os.getpid()}"
         temporary.write_text(version + "\n")
         os.replace(temporary, self.runtime_dir / STATE_FILE)
+
+
+def _load_classifier(model_dir: Path, version: str | None) -> Classifier:
+    """Verify, load and prepare an artifact; whatever goes wrong is an ArtifactError.
+
+    A verified checksum only proves the file is the one the metadata names: a forged or foreign
+    artifact (another estimator, garbled metadata) can still fail in any way while it is read or
+    prepared, and must be refused like any other bad artifact, not crash the service.
+    """
+    try:
+        return Classifier(load_artifact(model_dir, version))
+    except ArtifactError:
+        raise
+    except Exception as error:
+        name = f"artifact {version!r}" if version is not None else "the newest artifact"
+        raise ArtifactError(
+            f"{name} is not a sitrep model: {type(error).__name__}: {error}"
+        ) from error

@@ -55,7 +55,11 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.__exit__(None, None, None)  # never leave a half-started server behind
+            raise
         return self
 
     def wait_ready(self) -> None:

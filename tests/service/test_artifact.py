@@ -56,7 +56,17 @@ def test_a_verified_artifact_loads(small_model_dir: Path) -> None:
             lambda f: edit_metadata(f, libraries={"scikit-learn": "0.24.2"}),
             "written by scikit-learn 0.24.2",
         ),
-        (lambda f: edit_metadata(f, thresholds={"other": 0.5}), "threshold for every label"),
+        (lambda f: edit_metadata(f, thresholds={"other": 0.5}), "threshold between 0 and 1"),
+        (
+            lambda f: edit_metadata(
+                f,
+                thresholds=dict.fromkeys(
+                    ("military_loss", "civilian_harm", "political_statement", "forecast", "other"),
+                    float("nan"),
+                ),
+            ),
+            "threshold between 0 and 1",
+        ),
         (lambda f: edit_metadata(f, labels=["a", "b"]), "has labels"),
         (lambda f: edit_metadata(f, format="pickle-of-unknown-origin"), "has format"),
         (lambda f: edit_metadata(f, version="someone-else"), "holds metadata for version"),
@@ -68,6 +78,7 @@ def test_a_verified_artifact_loads(small_model_dir: Path) -> None:
         "bad-metadata",
         "sklearn-version",
         "thresholds",
+        "nan-thresholds",
         "labels",
         "format",
         "version",
