@@ -9,7 +9,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from service.artifact import bundled_model_dir, load_artifact
+from service.artifact import load_artifact
+from service.config import Settings
 from service.labels import LABELS
 
 
@@ -18,7 +19,7 @@ class Body(BaseModel):
 
 
 def create_app() -> FastAPI:
-    artifact = load_artifact(bundled_model_dir())
+    artifact = load_artifact(Settings().resolved_model_dir())  # SITREP_MODEL_DIR, as sitrep
     app = FastAPI()
 
     @app.post("/v1/classify")

@@ -1,10 +1,13 @@
 """Serving benchmark: sitrep against a plain predict_proba endpoint, on 127.0.0.1 only.
 
     python bench/run.py [--seconds 10] [--json bench/results/latest.json]
+    python bench/run.py --model-dir /tmp/acc_models --profile accurate   # another model
 
 For 1 and 2 workers it starts each server, drives single-sentence requests with wrk at 1 and 16
 connections, times 1,000-sentence requests, and reads each worker's resident memory. Prints a
 Markdown table. wrk comes from Debian (`apt-get install wrk`); the script installs it if missing.
+Both servers serve the newest model of --model-dir (default: the bundled models); --profile
+refuses to measure a model of another profile.
 """
 
 from __future__ import annotations
@@ -57,8 +60,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start(server: str, workers: int, port: int) -> subprocess.Popen[bytes]:
+def start(server: str, workers: int, port: int, model_dir: Path | None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SITREP_LOG_LEVEL": "warning"}
+    if model_dir is not None:
+        env["SITREP_MODEL_DIR"] = str(model_dir.resolve())
     if server == "sitrep":
         command = [sys.executable, "-m", "service", "--port", str(port), "--workers", str(workers)]
     else:
@@ -168,17 +173,32 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per run")
     parser.add_argument("--bulk-repeats", type=int, default=15)
     parser.add_argument("--json", type=Path, default=None, help="also write results as JSON")
+    parser.add_argument(
+        "--model-dir", type=Path, default=None, help="model directory (default: bundled models)"
+    )
+    parser.add_argument(
+        "--profile", choices=("fast", "accurate"), default=None, help="expected model profile"
+    )
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--servers", nargs="+", choices=("baseline", "sitrep"), default=["baseline", "sitrep"]
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
     sentences = [json.loads(line)["text"] for line in SENTENCE_FILE.read_text().splitlines()][:1000]
     rows: list[Row] = []
     bulk_rows: list[BulkRow] = []
-    for workers in (1, 2):
-        for server in ("baseline", "sitrep"):
+    profile = "unknown"
+    for workers in args.workers:
+        for server in args.servers:
             port = free_port()
-            process = start(server, workers, port)
+            process = start(server, workers, port, args.model_dir)
             try:
+                if server == "sitrep":
+                    profile = httpx.get(f"http://127.0.0.1:{port}/v1/model").json()["profile"]
+                    if args.profile is not None and profile != args.profile:
+                        raise SystemExit(f"the model's profile is {profile}, not {args.profile}")
                 wrk(port, 16, 2)  # warm up every worker
                 for connections in (1, 16):
                     rps, p50, p99 = wrk(port, connections, args.seconds)
@@ -198,7 +218,7 @@ def main() -> int:
                 )
             finally:
                 stop(process)
-    print(render(rows, bulk_rows))
+    print(render(rows, bulk_rows, profile))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
@@ -206,6 +226,7 @@ def main() -> int:
                 {
                     "date": datetime.now(UTC).isoformat(timespec="seconds"),
                     "machine": machine(),
+                    "profile": profile,
                     "single": [asdict(row) for row in rows],
                     "bulk": [asdict(row) for row in bulk_rows],
                 },
@@ -224,9 +245,9 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
-def render(rows: list[Row], bulk_rows: list[BulkRow]) -> str:
+def render(rows: list[Row], bulk_rows: list[BulkRow], profile: str) -> str:
     lines = [
-        f"Measured {datetime.now(UTC):%Y-%m-%d} on {machine()}.",
+        f"Measured {datetime.now(UTC):%Y-%m-%d} on {machine()}; the {profile} profile.",
         "",
         "| server | workers | connections | req/s | p50 ms | p99 ms | vs baseline |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -235,10 +256,11 @@ def render(rows: list[Row], bulk_rows: list[BulkRow]) -> str:
         (r.workers, r.connections): r.requests_per_second for r in rows if r.server == "baseline"
     }
     for row in rows:
-        ratio = row.requests_per_second / baseline[(row.workers, row.connections)]
+        reference = baseline.get((row.workers, row.connections))
+        ratio = f"{row.requests_per_second / reference:.2f}×" if reference else "–"
         lines.append(
             f"| {row.server} | {row.workers} | {row.connections} | {row.requests_per_second:.0f} "
-            f"| {row.p50_ms:.2f} | {row.p99_ms:.2f} | {ratio:.2f}× |"
+            f"| {row.p50_ms:.2f} | {row.p99_ms:.2f} | {ratio} |"
         )
     lines += [
         "",

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from service import __version__
 from service.batching import MicroBatcher
 from service.config import Settings
+from service.encoder import set_thread_count
 from service.errors import install_error_handlers
 from service.middleware import RequestContextMiddleware
 from service.model_store import ModelStore
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        set_thread_count(settings.encoder_threads)  # before the first accurate model loads
         store = ModelStore(settings.resolved_model_dir(), settings.runtime_dir)
         await asyncio.to_thread(store.load_initial, settings.model_version)
         batcher = MicroBatcher(

@@ -26,9 +26,13 @@ import numpy
 import scipy
 import sklearn
 
+from service.encoder import EncoderUnavailableError, installed_encoder
 from service.labels import LABELS
 
 FORMAT = "sitrep-artifact/1"
+# fast: TF-IDF n-grams. accurate: TF-IDF n-grams and sentence embeddings (service/encoder.py),
+# which need `pip install 'sitrep[accurate]'`.
+PROFILES = ("fast", "accurate")
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 LATEST_FILE = "LATEST"
@@ -51,6 +55,10 @@ class ModelArtifact:
     @property
     def thresholds(self) -> dict[str, float]:
         return {label: float(self.metadata["thresholds"][label]) for label in LABELS}
+
+    @property
+    def profile(self) -> str:
+        return str(self.metadata.get("profile", "fast"))
 
 
 def bundled_model_dir() -> Path:
@@ -239,6 +247,45 @@ def _verify_metadata(metadata: dict[str, Any], version: str) -> None:
         raise ArtifactError(
             f"artifact {version!r} was written by scikit-learn {trained_with}, but scikit-learn "
             f"{sklearn.__version__} is installed; install scikit-learn=={trained_with} or retrain"
+        )
+    profile = metadata.get("profile", "fast")
+    if profile not in PROFILES:
+        raise ArtifactError(
+            f"artifact {version!r} has profile {profile!r}, expected one of {', '.join(PROFILES)}"
+        )
+    if profile == "accurate":
+        _verify_encoder(metadata.get("encoder"), version)
+
+
+def _verify_encoder(expected: Any, version: str) -> None:
+    """An accurate artifact runs only on the encoder files it was trained with."""
+    if not isinstance(expected, dict):
+        raise ArtifactError(f"artifact {version!r} uses the accurate profile but names no encoder")
+    try:
+        installed = installed_encoder()
+    except EncoderUnavailableError as error:
+        raise ArtifactError(f"artifact {version!r} cannot be served: {error}") from error
+    wanted = f"{expected.get('package')}=={expected.get('version')}"
+    if (expected.get("package"), expected.get("version")) != (installed.package, installed.version):
+        raise ArtifactError(
+            f"artifact {version!r} was trained with the encoder {wanted}, but "
+            f"{installed.package}=={installed.version} is installed; install {wanted} or retrain"
+        )
+    if expected.get("weights_sha256") != installed.weights_sha256:
+        raise ArtifactError(
+            f"the installed weights of {installed.package} {installed.version} have SHA-256 "
+            f"{installed.weights_sha256[:12]}…, but artifact {version!r} expects "
+            f"{str(expected.get('weights_sha256'))[:12]}…; reinstall {wanted} or retrain"
+        )
+    tokenizer = expected.get("tokenizer")
+    tokenizer = tokenizer if isinstance(tokenizer, dict) else {}
+    if tokenizer.get("sha256") != installed.tokenizer_sha256:
+        needed = f"{installed.tokenizer_package}=={tokenizer.get('version')}"
+        raise ArtifactError(
+            f"the installed tokenizer of {installed.tokenizer_package} "
+            f"{installed.tokenizer_version} has SHA-256 {installed.tokenizer_sha256[:12]}…, but "
+            f"artifact {version!r} expects {str(tokenizer.get('sha256'))[:12]}…; install {needed} "
+            "or retrain"
         )
 
 

@@ -5,6 +5,10 @@ fitted vectorizers (as `FastTfidf`), one matrix of the five linear models' coeff
 Platt calibration of each label. A prediction is then one feature extraction, one weighted sum
 per label and a sigmoid — the same arithmetic as `pipeline.predict_proba`, without its per-call
 validation (tests hold the two equal to 1e-9).
+
+An `accurate` model's features end with sentence embeddings (`SentenceEmbedder`): the TF-IDF part
+stays on the fast path, and the embeddings add one dense product per batch, with their union
+weight folded into the coefficients.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy.typing as npt
 from scipy.special import expit
 
 from service.artifact import ModelArtifact
+from service.encoder import SentenceEmbedder
 from service.features import FastTfidf, SparseRows
 from service.labels import LABELS, decide_labels
 
@@ -50,7 +55,7 @@ class Classifier:
         pipeline = artifact.estimator
         self._features = pipeline.named_steps["features"]
         # None for feature steps FastTfidf cannot mirror: those use scikit-learn's transform.
-        self._fast = FastTfidf.from_union(self._features)
+        self._fast, self._embedder, embedding_weight = _split_features(self._features)
         one_vs_rest = pipeline.named_steps["classifier"]
         if len(one_vs_rest.estimators_) != len(LABELS):
             raise ValueError("the artifact does not have one classifier per label")
@@ -61,10 +66,18 @@ class Classifier:
             slopes.append(calibrated.slope_)
             offsets.append(calibrated.offset_)
         self._coefficients = np.vstack(coefficients).T.copy()  # (features, labels)
+        self._embedding_coefficients = np.zeros((len(LABELS), 0))
+        if self._fast is not None and self._embedder is not None:
+            # The embeddings are the union's last columns, scaled by their union weight.
+            embedding_part = embedding_weight * self._coefficients[self._fast.width :]
+            self._embedding_coefficients = np.ascontiguousarray(embedding_part.T)  # (labels, 384)
+            self._coefficients = self._coefficients[: self._fast.width].copy()
         self._intercepts = np.asarray(intercepts)
         self._slopes = np.asarray(slopes)
         self._offsets = np.asarray(offsets)
         self._feature_names: npt.NDArray[Any] | None = None
+        if self._embedder is not None:
+            self._embedder.transform(["Warm-up."])  # start the encoder now, not on a request
 
     def probabilities(self, texts: list[str]) -> npt.NDArray[np.float64]:
         """Calibrated probability of every label, one row per text, columns in `LABELS` order."""
@@ -73,10 +86,17 @@ class Classifier:
         for column in range(len(LABELS)):
             weights = features.values * self._coefficients[features.columns, column]
             decision[:, column] = np.bincount(features.rows, weights=weights, minlength=len(texts))
+        if self._embedder is not None:
+            embeddings = self._embedder.transform(texts)
+            # Not `embeddings @ coefficients`: BLAS rounds a row differently depending on how
+            # many rows come with it, and a sentence's scores must not depend on its batch. Each
+            # sum here runs over one contiguous row of 384 products, the same way every time.
+            decision += np.sum(embeddings[:, None, :] * self._embedding_coefficients, axis=2)
         decision += self._intercepts
         return np.asarray(expit(self._slopes * decision + self._offsets), dtype=np.float64)
 
     def _sparse(self, texts: list[str]) -> SparseRows:
+        """The TF-IDF features of an accurate model; every feature of any other model."""
         if self._fast is not None:
             return self._fast.transform(texts)
         matrix = self._features.transform(texts).tocoo()
@@ -98,7 +118,8 @@ class Classifier:
         self, text: str, labels: list[str], top: int = EVIDENCE_TERMS
     ) -> dict[str, list[Evidence]]:
         """For each label, the n-grams that raised its score most: the exact contribution of each
-        feature to the calibrated log-odds (calibration slope × coefficient × feature value)."""
+        feature to the calibrated log-odds (calibration slope × coefficient × feature value).
+        An accurate model's sentence embeddings move its scores too, but have no terms to show."""
         features = self._sparse([text])
         names = self._names()
         evidence: dict[str, list[Evidence]] = {}
@@ -126,3 +147,16 @@ class Classifier:
         if self._feature_names is None:
             self._feature_names = self._features.get_feature_names_out()
         return self._feature_names
+
+
+def _split_features(union: Any) -> tuple[FastTfidf | None, SentenceEmbedder | None, float]:
+    """The union's TF-IDF vectorizers as one `FastTfidf`, and its trailing sentence embedder with
+    its union weight; (None, None, 1.0) when FastTfidf cannot mirror the vectorizers."""
+    named = list(union.transformer_list)
+    name, last = named[-1]
+    if not isinstance(last, SentenceEmbedder) or len(named) == 1:
+        return FastTfidf.from_union(union), None, 1.0
+    fast = FastTfidf.from_vectorizers(named[:-1], union.transformer_weights)
+    if fast is None:
+        return None, None, 1.0
+    return fast, last, float((union.transformer_weights or {}).get(name, 1.0))

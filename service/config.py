@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     protect_metrics: bool = Field(default=False, description="require an API key for /metrics")
     batch_max_sentences: int = Field(default=256, ge=1)
     batch_wait_ms: float = Field(default=1.0, ge=0, le=100)
+    encoder_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="sentences an accurate model encodes at once (default: one per core)",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_sentences: bool = Field(default=False, description="log request sentences (debug only)")
     runtime_dir: Path | None = Field(

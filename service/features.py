@@ -55,13 +55,23 @@ class FastTfidf:
 
     def __init__(self, blocks: list[_Block]) -> None:
         self._blocks = blocks
+        self.width = sum(block.width for block in blocks)  # columns, in the union's order
 
     @classmethod
     def from_union(cls, union: Any) -> FastTfidf | None:
         """Mirror a fitted FeatureUnion; None when it holds anything this class cannot copy."""
+        return cls.from_vectorizers(union.transformer_list, union.transformer_weights)
+
+    @classmethod
+    def from_vectorizers(
+        cls, named: list[tuple[str, Any]], weights: dict[str, float] | None = None
+    ) -> FastTfidf | None:
+        """Mirror fitted vectorizers, given as a FeatureUnion's (name, vectorizer) list."""
+        if any(weight != 1 for name, weight in (weights or {}).items() if name in dict(named)):
+            return None
         blocks = []
         offset = 0
-        for _, vectorizer in union.transformer_list:
+        for _, vectorizer in named:
             find = _finder(vectorizer)
             if find is None:
                 return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from service.encoder import RUNTIME_MODULES
 from training.pipeline import ModelParams
 from training.train import TrainOptions, train
 
@@ -16,6 +18,12 @@ REPO = Path(__file__).resolve().parent.parent
 TRAIN_DATA = REPO / "data" / "train.jsonl"
 TEST_DATA = REPO / "data" / "test.jsonl"
 SMALL_CANDIDATES = (ModelParams(C=4.0), ModelParams(C=4.0, char_ngrams=None))
+ACCURATE_SMALL_CANDIDATES = (ModelParams(C=4.0, embedding_weight=1.0),)
+HAS_ACCURATE_EXTRA = all(importlib.util.find_spec(module) for module in RUNTIME_MODULES)
+needs_accurate_extra = pytest.mark.skipif(
+    not HAS_ACCURATE_EXTRA,
+    reason="the accurate profile's packages are not installed: pip install '.[accurate]'",
+)
 
 
 def sample_corpus(source: Path, target: Path, per_label: int, seed: int = 7) -> Path:
@@ -32,9 +40,14 @@ def sample_corpus(source: Path, target: Path, per_label: int, seed: int = 7) -> 
     return target
 
 
-def train_small(model_dir: Path, data: Path, test: Path | None = None, seed: int = 0) -> Path:
-    options = TrainOptions(data=data, test=test, out=model_dir, seed=seed, folds=3, jobs=1)
-    return train(options, lambda _: None, candidates=SMALL_CANDIDATES)
+def train_small(
+    model_dir: Path, data: Path, test: Path | None = None, seed: int = 0, profile: str = "fast"
+) -> Path:
+    options = TrainOptions(
+        data=data, test=test, out=model_dir, seed=seed, folds=3, jobs=1, profile=profile
+    )
+    candidates = ACCURATE_SMALL_CANDIDATES if profile == "accurate" else SMALL_CANDIDATES
+    return train(options, lambda _: None, candidates=candidates)
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +66,18 @@ def small_model_dir(
     """A model directory holding one small artifact (shared; tests must not modify it)."""
     model_dir = tmp_path_factory.mktemp("models")
     train_small(model_dir, *small_data)
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def accurate_model_dir(
+    tmp_path_factory: pytest.TempPathFactory, small_data: tuple[Path, Path]
+) -> Path:
+    """A model directory holding one small accurate-profile artifact (shared; do not modify)."""
+    if not HAS_ACCURATE_EXTRA:
+        pytest.skip("the accurate profile's packages are not installed: pip install '.[accurate]'")
+    model_dir = tmp_path_factory.mktemp("accurate-models")
+    train_small(model_dir, *small_data, profile="accurate")
     return model_dir
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from service.artifact import METADATA_FILE, ArtifactError, load_artifact
+from service.artifact import METADATA_FILE, PROFILES, ArtifactError, load_artifact
 from training.corpus import CorpusError, read_corpus
 from training.metrics import evaluate
-from training.train import PROFILES, TrainOptions, train
+from training.train import TrainOptions, train
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -47,7 +47,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--jobs", type=int, default=2, help="parallel processes (default: 2)")
     parser.add_argument(
-        "--profile", choices=PROFILES, default="fast", help="model profile (default: fast)"
+        "--profile",
+        choices=PROFILES,
+        default="fast",
+        help="fast: TF-IDF n-grams; accurate: n-grams and sentence embeddings, needs "
+        "pip install 'sitrep[accurate]' (default: fast)",
     )
 
 

@@ -12,10 +12,17 @@ from typing import Any
 import numpy as np
 from joblib import parallel_config
 
-from service.artifact import library_versions, new_version, write_artifact
+from service.artifact import PROFILES, library_versions, new_version, write_artifact
+from service.encoder import SentenceEmbedder, installed_encoder, set_thread_count
 from training.corpus import Corpus, CorpusError, CorpusProblem, normalise_text, read_corpus
 from training.metrics import evaluate
-from training.pipeline import ModelParams, build_pipeline
+from training.pipeline import (
+    EMBEDDING_STEP,
+    ModelParams,
+    PrecomputedEmbeddings,
+    build_pipeline,
+    embedder_of,
+)
 from training.report import (
     CONFUSION_PNG,
     RELIABILITY_PNG,
@@ -24,9 +31,7 @@ from training.report import (
     reliability_png,
     render_markdown,
 )
-from training.select import CANDIDATES, Progress, select_model, tune_thresholds
-
-PROFILES = ("fast",)
+from training.select import CANDIDATES_BY_PROFILE, Progress, select_model, tune_thresholds
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,12 +72,23 @@ def train(
     options: TrainOptions,
     progress: Progress,
     *,
-    candidates: Sequence[ModelParams] = CANDIDATES,
+    candidates: Sequence[ModelParams] | None = None,
 ) -> Path:
-    """Run the whole training and return the directory of the new artifact."""
+    """Run the whole training and return the directory of the new artifact.
+
+    `candidates` default to the profile's (training/select.py); all must be of that profile.
+    """
     if options.profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {options.profile!r}")
+    candidates = CANDIDATES_BY_PROFILE[options.profile] if candidates is None else candidates
+    foreign = [params.describe() for params in candidates if params.profile != options.profile]
+    if foreign:
+        raise ValueError(f"candidates for the {options.profile} profile, got {foreign}")
     pyplot()  # fail now, not after minutes of training, when matplotlib is missing
+    encoder = None
+    if options.profile == "accurate":
+        encoder = installed_encoder()  # fail now too when the accurate extra is missing
+        set_thread_count(options.jobs)  # sentences are encoded on as many threads as jobs
     started = time.perf_counter()
     created = datetime.now(UTC)
     train_corpus, test_corpus = load_training_data(options)
@@ -81,6 +97,12 @@ def train(
     indicator = train_corpus.label_matrix()
     graded = train_corpus.graded_label_matrix()
     primary = train_corpus.primary_labels
+    embeddings = None
+    if encoder is not None:
+        # The encoder is not fitted, so embedding every training sentence once, for all folds
+        # and the final fit, leaks nothing between folds.
+        progress(f"embedding {len(texts)} training sentences ({encoder.package} {encoder.version})")
+        embeddings = PrecomputedEmbeddings.of(texts, embedder=SentenceEmbedder())
 
     best, results = select_model(
         texts,
@@ -90,15 +112,22 @@ def train(
         seed=options.seed,
         folds=options.folds,
         n_jobs=options.jobs,
+        embeddings=embeddings,
         progress=progress,
     )
     thresholds = tune_thresholds(indicator, best.out_of_fold)
     progress(f"chose {best.params.describe()}; fitting it on all training data")
     model = build_pipeline(best.params, seed=options.seed)
+    embedder = embedder_of(model)
+    if embedder is not None:
+        model.set_params(**{f"features__{EMBEDDING_STEP}": embeddings})
     # Labels are fitted in parallel threads (liblinear releases the GIL); the artifact keeps
     # n_jobs=None, so predictions stay single-threaded in the service.
     with parallel_config(backend="threading", n_jobs=options.jobs):
         model.fit(np.asarray(texts, dtype=object), graded)
+    if embedder is not None:
+        # The artifact holds the real encoder, which needs no fitting beyond its checks.
+        model.set_params(**{f"features__{EMBEDDING_STEP}": embedder.fit(texts[:1])})
 
     metrics: dict[str, Any] = {
         "cross_validation": evaluate(
@@ -151,6 +180,9 @@ def train(
         },
         "training_seconds": round(time.perf_counter() - started, 1),
     }
+    if encoder is not None and embedder is not None:
+        # What service/artifact.py checks before it serves the model.
+        metadata["encoder"] = encoder.describe(max_tokens=embedder.max_tokens)
     report = render_markdown({**metadata, "version": version, "libraries": library_versions()})
     extra_files["report.md"] = report.encode()
     path = write_artifact(options.out, version, model, metadata, extra_files)
