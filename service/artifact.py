@@ -8,7 +8,6 @@ inside the configured model directory, and only under the scikit-learn version t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -26,6 +25,7 @@ import numpy
 import scipy
 import sklearn
 
+from service.checksums import sha256_file
 from service.encoder import EncoderUnavailableError, installed_encoder
 from service.labels import LABELS
 
@@ -64,14 +64,6 @@ class ModelArtifact:
 def bundled_model_dir() -> Path:
     """The model directory shipped inside the package (the repo's `models/`)."""
     return Path(str(resources.files("sitrep_models")))
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def library_versions() -> dict[str, str]:

