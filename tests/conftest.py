@@ -41,10 +41,15 @@ def sample_corpus(source: Path, target: Path, per_label: int, seed: int = 7) -> 
 
 
 def train_small(
-    model_dir: Path, data: Path, test: Path | None = None, seed: int = 0, profile: str = "fast"
+    model_dir: Path,
+    data: Path,
+    test: Path | None = None,
+    seed: int = 0,
+    profile: str = "fast",
+    jobs: int = 1,
 ) -> Path:
     options = TrainOptions(
-        data=data, test=test, out=model_dir, seed=seed, folds=3, jobs=1, profile=profile
+        data=data, test=test, out=model_dir, seed=seed, folds=3, jobs=jobs, profile=profile
     )
     candidates = ACCURATE_SMALL_CANDIDATES if profile == "accurate" else SMALL_CANDIDATES
     return train(options, lambda _: None, candidates=candidates)

@@ -121,9 +121,11 @@ def train(
     embedder = embedder_of(model)
     if embedder is not None:
         model.set_params(**{f"features__{EMBEDDING_STEP}": embeddings})
-    # Labels are fitted in parallel threads (liblinear releases the GIL); the artifact keeps
-    # n_jobs=None, so predictions stay single-threaded in the service.
-    with parallel_config(backend="threading", n_jobs=options.jobs):
+    # Labels are fitted in parallel processes; the artifact keeps n_jobs=None, so predictions
+    # stay single-threaded in the service. Not threads: liblinear draws from the C library's
+    # one random generator, so threads sharing it made the same seed give different models.
+    # max_nbytes=None hands each process its own writable copy of the features.
+    with parallel_config(backend="loky", n_jobs=options.jobs, max_nbytes=None):
         model.fit(np.asarray(texts, dtype=object), graded)
     if embedder is not None:
         # The artifact holds the real encoder, which needs no fitting beyond its checks.
