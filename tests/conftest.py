@@ -26,6 +26,16 @@ needs_accurate_extra = pytest.mark.skipif(
 )
 
 
+def hide_module(monkeypatch: pytest.MonkeyPatch, module: str) -> None:
+    """Make `module` look uninstalled to `importlib.util.find_spec`, as on a base install."""
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == module else real_find_spec(name, *args),
+    )
+
+
 def sample_corpus(source: Path, target: Path, per_label: int, seed: int = 7) -> Path:
     """A stratified sample of a committed corpus: `per_label` lines for each primary label."""
     rows = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line]

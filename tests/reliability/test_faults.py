@@ -193,6 +193,16 @@ def test_damaged_model_at_start_is_refused_and_the_service_never_gets_ready(
     )
 
 
+def serve_old_model(models: TwoModels, tmp_path: Path) -> ServerProcess:
+    """A server on the older of the two models, with the admin API on."""
+    return ServerProcess(
+        log_path=tmp_path / "log",
+        model_dir=models.path,
+        model_version=models.old,
+        admin_keys=ADMIN_KEY,
+    )
+
+
 def scores_by_version(models: TwoModels) -> Callable[[str, str], list[float]]:
     """The scores each version gives a text, computed here, outside the server."""
     classifiers = {
@@ -238,12 +248,7 @@ def test_reloads_under_load_fail_no_request_and_answers_name_their_model(
         damaged[name] = damage
     scores = scores_by_version(models)
     with (
-        ServerProcess(
-            log_path=tmp_path / "log",
-            model_dir=models.path,
-            model_version=models.old,
-            admin_keys=ADMIN_KEY,
-        ) as server,
+        serve_old_model(models, tmp_path) as server,
         httpx.Client(base_url=server.url, headers=ADMIN, timeout=60) as admin,
     ):
         with Load(server.url, connections=8) as load:
@@ -330,12 +335,7 @@ def test_training_killed_mid_write_leaves_nothing_the_service_would_load(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         ) as training,
-        ServerProcess(
-            log_path=tmp_path / "log",
-            model_dir=models.path,
-            model_version=models.old,
-            admin_keys=ADMIN_KEY,
-        ) as server,
+        serve_old_model(models, tmp_path) as server,
         httpx.Client(base_url=server.url, headers=ADMIN) as admin,
     ):
         _, errors = training.communicate(timeout=300)

@@ -3,7 +3,6 @@ clearly when its packages are missing."""
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
 import sys
 from collections import Counter
@@ -22,7 +21,7 @@ from service.encoder import (
     set_thread_count,
 )
 from service.encoder_graph import rewrite_for_cpu
-from tests.conftest import needs_accurate_extra
+from tests.conftest import hide_module, needs_accurate_extra
 
 pytestmark = needs_accurate_extra
 
@@ -155,12 +154,7 @@ def test_the_installed_encoder_is_identified_by_version_and_checksums() -> None:
 def test_a_missing_runtime_package_says_how_to_install_it(
     module: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *args: None if name == module else real_find_spec(name, *args),
-    )
+    hide_module(monkeypatch, module)
     with pytest.raises(EncoderUnavailableError, match=f"{module} is not installed") as caught:
         installed_encoder()
     assert INSTALL_HINT in str(caught.value)

@@ -17,7 +17,7 @@ from service.artifact import ArtifactError, list_versions, load_artifact
 from service.classifier import Classifier
 from service.config import Settings
 from service.encoder import INSTALL_HINT, SentenceEmbedder
-from tests.conftest import REPO, needs_accurate_extra
+from tests.conftest import REPO, hide_module, needs_accurate_extra
 from training.pipeline import ModelParams, PrecomputedEmbeddings
 from training.train import TrainOptions, train
 
@@ -128,14 +128,7 @@ def test_the_service_serves_an_accurate_model_and_reports_its_profile(
 def test_an_accurate_artifact_is_refused_without_the_extra(
     accurate_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import importlib.util
-
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *args: None if name == "onnxruntime" else real_find_spec(name, *args),
-    )
+    hide_module(monkeypatch, "onnxruntime")
     with pytest.raises(ArtifactError, match="onnxruntime is not installed") as caught:
         load_artifact(accurate_model_dir)
     assert INSTALL_HINT in str(caught.value)
