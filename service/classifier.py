@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy.sparse import csr_matrix
 from scipy.special import expit
 
 from service.artifact import ModelArtifact
@@ -82,10 +83,11 @@ class Classifier:
     def probabilities(self, texts: list[str]) -> npt.NDArray[np.float64]:
         """Calibrated probability of every label, one row per text, columns in `LABELS` order."""
         features = self._sparse(texts)
-        decision = np.empty((len(texts), len(LABELS)))
-        for column in range(len(LABELS)):
-            weights = features.values * self._coefficients[features.columns, column]
-            decision[:, column] = np.bincount(features.rows, weights=weights, minlength=len(texts))
+        matrix = csr_matrix(
+            (features.values, (features.rows, features.columns)),
+            shape=(len(texts), len(self._coefficients)),
+        )
+        decision = np.asarray(matrix @ self._coefficients)  # (texts, labels)
         if self._embedder is not None:
             embeddings = self._embedder.transform(texts)
             # Not `embeddings @ coefficients`: BLAS rounds a row differently depending on how

@@ -14,10 +14,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from service.encoder import SentenceEmbedder
+from service.features import WORD_TOKEN_PATTERN
 from training.estimator import CalibratedLinear, PrimaryWeightedOneVsRest
 
 # Words with inner apostrophes and hyphens stay whole ("didn't", "al-Shabaab", "T-90").
-WORD_TOKEN_PATTERN = r"(?u)\b\w[\w'’-]*\w\b|\b\w\b"
 CALIBRATION_FOLDS = 5
 EMBEDDING_STEP = "embedding"  # the accurate profile's last feature block
 

@@ -1,0 +1,88 @@
+"""FastTfidf computes exactly what scikit-learn's TF-IDF vectorizers compute."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import FeatureUnion
+
+from service.features import WORD_TOKEN_PATTERN, FastTfidf, _word_tokens
+
+CORPUS = [
+    "Two soldiers were killed when their vehicle hit a mine near Bakhmut.",
+    "A drone hit a bus station, wounding eleven civilians — the mayor said.",
+    "The president vowed to rebuild every destroyed school; 'we won't forget'.",
+    "Forecasters expect heavy snow on the northern front next week.",
+    "al-Fashir: RSF shelling kills 12, health ministry says",
+    "Kyiv’s air force said it downed 23 of 26 Shahed drones overnight",
+    "the the the war war: 1,200 dead?  yes -- 1,200",
+    "Café owner in Zaporizhzhia: 'nobody's coming back'",
+    "x y z a b c — single letters and a-b-c hyphens, don't 'quote' me",
+]
+PROBES = [
+    *CORPUS,
+    "",
+    "   ",
+    "Soldiers soldiers SOLDIERS killed killed",
+    "unknownword another-unknown 'quoted' -dash- a--b",
+    "Ünïcödé àccents and cafe\u0301 combining marks",
+    "mine mine mine\tnear\nBakhmut\u00a0bus",
+    "a",
+]
+
+
+def _union(*vectorizers: TfidfVectorizer) -> FeatureUnion:
+    union = FeatureUnion([(f"v{number}", v) for number, v in enumerate(vectorizers)])
+    return union.fit(CORPUS)
+
+
+@pytest.mark.parametrize(
+    "vectorizers",
+    [
+        # sitrep's own settings: word 1-2 with its token pattern, char_wb 3-5
+        (
+            TfidfVectorizer(
+                ngram_range=(1, 2),
+                token_pattern=WORD_TOKEN_PATTERN,
+                sublinear_tf=True,
+                strip_accents="unicode",
+            ),
+            TfidfVectorizer(
+                analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, strip_accents="unicode"
+            ),
+        ),
+        # trigrams, scikit-learn's default token pattern, raw counts, no accent stripping
+        (TfidfVectorizer(ngram_range=(1, 3)),),
+        (TfidfVectorizer(ngram_range=(2, 3), token_pattern=WORD_TOKEN_PATTERN),),
+        (TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), lowercase=False),),
+    ],
+    ids=["sitrep", "word-1-3", "word-2-3", "char-2-4-cased"],
+)
+def test_fast_tfidf_equals_scikit_learn(vectorizers: tuple[TfidfVectorizer, ...]) -> None:
+    union = _union(*vectorizers)
+    fast = FastTfidf.from_union(union)
+    assert fast is not None
+    found = fast.transform(PROBES)
+    dense = np.zeros((len(PROBES), fast.width))
+    np.add.at(dense, (found.rows, found.columns), found.values)
+    np.testing.assert_allclose(dense, union.transform(PROBES).toarray(), rtol=0, atol=1e-12)
+
+
+def test_unsupported_vectorizers_are_refused() -> None:
+    """Anything FastTfidf cannot copy exactly falls back to scikit-learn (None)."""
+    assert (
+        FastTfidf.from_union(_union(TfidfVectorizer(analyzer="char", ngram_range=(2, 3)))) is None
+    )
+    assert FastTfidf.from_union(_union(TfidfVectorizer(stop_words=["the"]))) is None
+    assert FastTfidf.from_union(_union(TfidfVectorizer(binary=True))) is None
+
+
+@given(st.text(alphabet=st.sampled_from("ab1_'’- \t\né\u0301.,"), max_size=40) | st.text())
+@settings(max_examples=300)
+def test_word_tokens_equal_the_token_pattern(text: str) -> None:
+    assert _word_tokens(text) == re.findall(WORD_TOKEN_PATTERN, text)
