@@ -24,7 +24,7 @@ from scipy.special import expit
 from service.artifact import ModelArtifact
 from service.encoder import SentenceEmbedder
 from service.features import FastTfidf, SparseRows
-from service.labels import LABELS, decide_labels
+from service.labels import LABELS, decide_label_rows
 
 EVIDENCE_TERMS = 5
 
@@ -107,14 +107,18 @@ class Classifier:
         )
 
     def predict(self, texts: list[str]) -> list[Prediction]:
-        return [self.prediction_from_row(row) for row in self.probabilities(texts)]
+        return self.predictions(self.probabilities(texts))
 
-    def prediction_from_row(self, row: npt.NDArray[np.float64]) -> Prediction:
-        scores = {label: float(score) for label, score in zip(LABELS, row, strict=True)}
-        labels = decide_labels(scores, self.thresholds)
-        return Prediction(
-            label=labels[0], confidence=scores[labels[0]], labels=labels, scores=scores
-        )
+    def predictions(self, rows: npt.NDArray[np.float64]) -> list[Prediction]:
+        """The answer for each row of `probabilities`."""
+        return [
+            Prediction(label=labels[0], confidence=scores[labels[0]], labels=labels, scores=scores)
+            for labels, scores in zip(
+                decide_label_rows(rows, self.thresholds),
+                (dict(zip(LABELS, row, strict=True)) for row in rows.tolist()),
+                strict=True,
+            )
+        ]
 
     def explain(
         self, text: str, labels: list[str], top: int = EVIDENCE_TERMS

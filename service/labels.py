@@ -1,6 +1,10 @@
 """The label set, shared by training and serving so the two can never disagree."""
 
+from collections.abc import Mapping
 from typing import Final
+
+import numpy as np
+import numpy.typing as npt
 
 MILITARY_LOSS: Final = "military_loss"
 CIVILIAN_HARM: Final = "civilian_harm"
@@ -18,17 +22,22 @@ LABELS: Final[tuple[str, ...]] = (
 )
 
 
-def decide_labels(scores: dict[str, float], thresholds: dict[str, float]) -> list[str]:
-    """Turn per-label scores into the labels a sentence carries, highest score first.
+def decide_label_rows(
+    rows: npt.NDArray[np.float64], thresholds: Mapping[str, float]
+) -> list[list[str]]:
+    """The labels each row of a score matrix (columns in `LABELS` order) carries, highest first.
 
     Every label at or above its threshold is kept. `other` stands alone: it is returned when no
     label reaches its threshold, or when `other` itself is the highest-scoring label that does.
     """
-    passing = sorted(
-        (label for label in LABELS if scores[label] >= thresholds[label]),
-        key=lambda label: scores[label],
-        reverse=True,
-    )
-    if not passing or passing[0] == OTHER:
-        return [OTHER]
-    return [label for label in passing if label != OTHER]
+    passing = rows >= np.array([thresholds[label] for label in LABELS])
+    # Highest first; equal scores keep the order of LABELS.
+    ranking = np.argsort(-rows, axis=1, kind="stable")
+    decided = []
+    for ranked, passes in zip(ranking.tolist(), passing.tolist(), strict=True):
+        labels = [LABELS[column] for column in ranked if passes[column]]
+        if not labels or labels[0] == OTHER:
+            decided.append([OTHER])
+        else:
+            decided.append([label for label in labels if label != OTHER])
+    return decided

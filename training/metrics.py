@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from service.labels import LABELS, decide_labels
+from service.labels import LABELS, decide_label_rows
 
 FloatMatrix = npt.NDArray[np.float64]
 ECE_BINS = 15
@@ -25,10 +25,7 @@ def predicted_label_sets(
     probabilities: FloatMatrix, thresholds: dict[str, float]
 ) -> list[list[str]]:
     """The labels each row carries under the given thresholds, highest score first."""
-    return [
-        decide_labels(dict(zip(LABELS, map(float, row), strict=True)), thresholds)
-        for row in probabilities
-    ]
+    return decide_label_rows(np.asarray(probabilities, dtype=np.float64), thresholds)
 
 
 def evaluate(

@@ -78,10 +78,10 @@ def sentence_results(
 ) -> list[dict[str, Any]]:
     results = []
     primary_labels: Counter[str] = Counter()
-    for text, row in zip(texts, rows, strict=True):
-        prediction = classifier.prediction_from_row(row)
+    observe = CONFIDENCE.observe
+    for text, prediction in zip(texts, classifier.predictions(rows), strict=True):
         primary_labels[prediction.label] += 1
-        CONFIDENCE.observe(prediction.confidence)
+        observe(prediction.confidence)
         result: dict[str, Any] = {
             "text": text,
             "label": prediction.label,
