@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
@@ -37,7 +37,7 @@ class JSONBodyRoute(APIRoute):
         async def checked_handler(request: Request) -> Response:
             for run_guard in guards:
                 assert run_guard is not None
-                run_guard(request)
+                await run_guard(request)
             if request.method == "POST":
                 await check_json_body(request)
             return await handler(request)
@@ -45,7 +45,9 @@ class JSONBodyRoute(APIRoute):
         return checked_handler
 
 
-def guard(check: Callable[[Request], None]) -> Callable[[Request], None]:
+def guard(
+    check: Callable[[Request], Awaitable[None]],
+) -> Callable[[Request], Awaitable[None]]:
     """Mark a dependency as a guard that `JSONBodyRoute` runs before looking at the body."""
     check.is_guard = True  # type: ignore[attr-defined]
     return check
