@@ -30,6 +30,7 @@ import numpy.typing as npt
 WORD_TOKEN_PATTERN = r"(?u)\b\w[\w'’-]*\w\b|\b\w\b"
 _INNER = "'’-"
 _RUNS = re.compile(rf"[\w{_INNER}]+")
+_SCIKIT_LEARN_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 IntArray = npt.NDArray[np.int64]
 Occurrences = tuple[IntArray, IntArray]  # (text index, feature index) of each n-gram found
 
@@ -49,7 +50,7 @@ class _Block:
     weights."""
 
     preprocessing: tuple[bool, Any]  # (lowercase, strip_accents): blocks alike share the work
-    find: Callable[[list[str]], Occurrences]
+    find: Callable[[_Words], Occurrences]
     width: int
     idf: npt.NDArray[np.float64]
     sublinear: bool
@@ -96,11 +97,18 @@ class FastTfidf:
             )
             preprocessors[blocks[-1].preprocessing] = vectorizer.build_preprocessor()
             offset += width
+        # Words the model knows get their character n-grams looked up once, now.
+        known = [token for _, v in named if v.analyzer == "word" for token in v.vocabulary_]
+        for block in blocks:
+            if isinstance(finder := getattr(block.find, "__self__", None), _CharGrams):
+                finder.remember([word for word in known if " " not in word])
         return cls(blocks, preprocessors)
 
     def transform(self, texts: list[str]) -> SparseRows:
-        prepared = {key: list(map(step, texts)) for key, step in self._preprocessors.items()}
-        parts = [_weights(block, prepared[block.preprocessing]) for block in self._blocks]
+        words = {
+            key: _Words.split(list(map(step, texts))) for key, step in self._preprocessors.items()
+        }
+        parts = [_weights(block, words[block.preprocessing]) for block in self._blocks]
         return SparseRows(
             np.concatenate([rows for rows, _, _ in parts]),
             np.concatenate(
@@ -113,7 +121,7 @@ class FastTfidf:
         )
 
 
-def _finder(vectorizer: Any) -> Callable[[list[str]], Occurrences] | None:
+def _finder(vectorizer: Any) -> Callable[[_Words], Occurrences] | None:
     supported = (
         type(vectorizer).__name__ == "TfidfVectorizer"
         and vectorizer.input == "content"
@@ -129,12 +137,13 @@ def _finder(vectorizer: Any) -> Callable[[list[str]], Occurrences] | None:
     if (
         vectorizer.analyzer == "word"
         and vectorizer.tokenizer is None
+        # Patterns known never to match white space, so words can be tokenized one by one.
+        and vectorizer.token_pattern in (WORD_TOKEN_PATTERN, _SCIKIT_LEARN_TOKEN_PATTERN)
         and _WordGrams.fits(vectorizer.vocabulary_, low, high)
     ):
         return _WordGrams(
-            _word_tokens
-            if vectorizer.token_pattern == WORD_TOKEN_PATTERN
-            else vectorizer.build_tokenizer(),
+            vectorizer.token_pattern == WORD_TOKEN_PATTERN,
+            vectorizer.build_tokenizer(),
             vectorizer.vocabulary_,
             low,
             high,
@@ -144,6 +153,45 @@ def _finder(vectorizer: Any) -> Callable[[list[str]], Occurrences] | None:
     if vectorizer.analyzer == "char_wb" and low <= 3 and _CharGrams.fits(vectorizer.vocabulary_):
         return _CharGrams(vectorizer.vocabulary_, low, high).find
     return None
+
+
+@dataclass(frozen=True)
+class _Words:
+    """A batch of preprocessed texts as white-space-separated words, each distinct word once.
+
+    Neither analyzer looks across white space: `char_wb` takes the n-grams of each word, and
+    word tokens never hold white space. So the work is done once per distinct word (a batch of
+    1,000 sentences has about a quarter as many distinct words as words) and then repeated for
+    every occurrence. scikit-learn collapses runs of white space first, which makes no
+    difference to `split()`.
+    """
+
+    distinct: list[str]
+    ids: IntArray  # for every word of every text, in order: its index in `distinct`
+    texts: IntArray  # for every word: the index of its text
+
+    @classmethod
+    def split(cls, texts: list[str]) -> _Words:
+        words: list[str] = []
+        lengths = []
+        for text in texts:
+            split = text.split()
+            words += split
+            lengths.append(len(split))
+        distinct = list(dict.fromkeys(words))
+        index = dict(zip(distinct, range(len(distinct)), strict=True))
+        return cls(
+            distinct,
+            np.fromiter(map(index.__getitem__, words), dtype=np.int64, count=len(words)),
+            np.repeat(np.arange(len(texts)), lengths),
+        )
+
+    def repeat(self, starts: IntArray, lengths: IntArray, items: IntArray) -> Occurrences:
+        """Items listed per distinct word (`items[starts[i]:starts[i] + lengths[i]]` for word i),
+        repeated for every occurrence of the word: (text index, item), in text order."""
+        counts = lengths[self.ids]
+        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        return np.repeat(self.texts, counts), items[np.repeat(starts[self.ids], counts) + within]
 
 
 class _PackedGrams:
@@ -226,12 +274,16 @@ class _WordGrams:
 
     def __init__(
         self,
+        sitrep_pattern: bool,
         tokenize: Callable[[str], list[str]],
         vocabulary: dict[str, int],
         low: int,
         high: int,
     ) -> None:
-        self.tokenize = tokenize
+        # With sitrep's pattern a word of letters and digits only is one token, itself; other
+        # words go through the equivalent `_word_tokens`.
+        self.sitrep_pattern = sitrep_pattern
+        self.tokenize = _word_tokens if sitrep_pattern else tokenize
         grams = [gram.split(" ") for gram in vocabulary]
         tokens = sorted({token for gram in grams for token in gram})
         self.codes = {token: code for code, token in enumerate(tokens, start=1)}
@@ -251,26 +303,37 @@ class _WordGrams:
         tokens = {token for gram in grams for token in gram}
         return _PackedGrams.fits(len(tokens), high)
 
-    def find(self, texts: list[str]) -> Occurrences:
-        # Each text's tokens, then a 0 so that no n-gram crosses into the next text.
+    def find(self, words: _Words) -> Occurrences:
+        # The token codes of each distinct word, then of every word in text order.
         codes: list[int] = []
         lengths = []
-        for text in texts:
-            tokens = self.tokenize(text)
-            codes += map(self.codes.get, tokens, repeat(0))
-            codes.append(0)
-            lengths.append(len(tokens))
-        positions, features = self.grams.find(np.array(codes, dtype=np.int64))
-        return _owners(positions, lengths), features
+        code, tokenize, whole = self.codes.get, self.tokenize, self.sitrep_pattern
+        for word in words.distinct:
+            if whole and word.isalnum():
+                codes.append(code(word, 0))
+                lengths.append(1)
+            else:
+                tokens = tokenize(word)
+                codes += map(code, tokens, repeat(0))
+                lengths.append(len(tokens))
+        per_word = np.array(lengths, dtype=np.int64)
+        token_texts, token_codes = words.repeat(
+            np.cumsum(per_word) - per_word, per_word, np.array(codes, dtype=np.int64)
+        )
+        # A 0 where a text ends, so that no n-gram crosses into the next text.
+        ends = np.flatnonzero(token_texts[1:] != token_texts[:-1]) + 1
+        positions, features = self.grams.find(np.insert(token_codes, ends, 0))
+        return np.insert(token_texts, ends, -1)[positions], features
 
 
 class _CharGrams:
-    """`char_wb` n-grams: found once per distinct word of the batch, then counted per text.
+    """`char_wb` n-grams: found once per distinct word, then counted per text.
 
     scikit-learn takes the n-grams of each white-space-separated word padded with one space;
-    a text's n-grams are its words' n-grams. Each distinct word is searched once (a batch of
-    1,000 sentences has about a quarter as many distinct words as words), with the characters
-    as codes and the padded words laid end to end, separated by code 0.
+    a text's n-grams are its words' n-grams. The words of the model's word vocabulary have
+    theirs looked up once, when the model loads (`remember`); the batch's other distinct words
+    are searched together, with the characters as codes and the padded words laid end to end,
+    separated by code 0.
     """
 
     def __init__(self, vocabulary: dict[str, int], low: int, high: int) -> None:
@@ -283,6 +346,13 @@ class _CharGrams:
             low,
             high,
         )
+        self.known: dict[str, int] = {}  # word -> its index in the arrays below
+        self.known_starts, self.known_lengths, self.known_features = self._search([])
+
+    def remember(self, words: list[str]) -> None:
+        """Look up the n-grams of these words now, once, instead of in every batch."""
+        self.known = dict(zip(words, range(len(words)), strict=True))
+        self.known_starts, self.known_lengths, self.known_features = self._search(words)
 
     @classmethod
     def fits(cls, vocabulary: dict[str, int]) -> bool:
@@ -290,33 +360,35 @@ class _CharGrams:
         longest = max((len(gram) for gram in vocabulary), default=0)
         return _PackedGrams.fits(len(alphabet), longest)
 
-    def find(self, texts: list[str]) -> Occurrences:
-        # scikit-learn first collapses runs of white space, which `split()` makes no difference to.
-        words: list[str] = []
-        lengths = []
-        for text in texts:
-            split = text.split()
-            words += split
-            lengths.append(len(split))
-        distinct = list(dict.fromkeys(words))
-        if not distinct:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        index = dict(zip(distinct, range(len(distinct)), strict=True))
-        word_ids = np.fromiter(map(index.__getitem__, words), dtype=np.int64, count=len(words))
-        word_texts = np.repeat(np.arange(len(texts)), lengths)
+    def find(self, words: _Words) -> Occurrences:
+        # Where each distinct word's n-grams are: among the known words' or the new words'.
+        slots = np.fromiter(
+            map(self.known.get, words.distinct, repeat(-1)),
+            dtype=np.int64,
+            count=len(words.distinct),
+        )
+        new = np.flatnonzero(slots < 0)
+        new_starts, new_lengths, new_features = self._search([words.distinct[i] for i in new])
+        starts = np.zeros(len(slots), dtype=np.int64)
+        lengths = np.zeros(len(slots), dtype=np.int64)
+        old = slots >= 0
+        starts[old] = self.known_starts[slots[old]]
+        lengths[old] = self.known_lengths[slots[old]]
+        starts[new] = new_starts + len(self.known_features)
+        lengths[new] = new_lengths
+        # Every occurrence of a word contributes all of its n-grams to its text.
+        return words.repeat(starts, lengths, np.concatenate([self.known_features, new_features]))
 
-        # The n-grams of each distinct word, grouped by word.
-        padded = [f" {word} " for word in distinct]
+    def _search(self, words: list[str]) -> tuple[IntArray, IntArray, IntArray]:
+        """The n-grams of each word, laid end to end: (starts, lengths, features)."""
+        if not words:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        padded = [f" {word} " for word in words]
         positions, features = self.grams.find(self._codes("\0".join(padded)))
         owners = _owners(positions, [len(word) for word in padded])
-        features = features[np.argsort(owners, kind="stable")]
-        per_word = np.bincount(owners, minlength=len(distinct))
-        first = np.cumsum(per_word) - per_word
-
-        # Every occurrence of a word contributes all of its n-grams to its text.
-        counts = per_word[word_ids]
-        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        return np.repeat(word_texts, counts), features[np.repeat(first[word_ids], counts) + within]
+        lengths = np.bincount(owners, minlength=len(words))
+        return np.cumsum(lengths) - lengths, lengths, features[np.argsort(owners, kind="stable")]
 
     def _codes(self, joined: str) -> IntArray:
         points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
@@ -384,15 +456,15 @@ class _HashTable:
         return np.where(self.sorted_keys[slots] == keys, self.sorted_values[slots], self.EMPTY)
 
 
-def _weights(block: _Block, texts: list[str]) -> tuple[IntArray, IntArray, npt.NDArray[np.float64]]:
+def _weights(block: _Block, words: _Words) -> tuple[IntArray, IntArray, npt.NDArray[np.float64]]:
     """Sublinear tf × idf, l2-normalised per text: TfidfVectorizer's arithmetic."""
-    text_ids, feature_ids = block.find(texts)
+    text_ids, feature_ids = block.find(words)
     keys, counts = np.unique(text_ids * block.width + feature_ids, return_counts=True)
     rows, columns = np.divmod(keys, block.width)
     values = counts.astype(np.float64)
     if block.sublinear:
         values = np.log(values) + 1.0
     values *= block.idf[columns]
-    norms = np.sqrt(np.bincount(rows, weights=values * values, minlength=len(texts)))
+    norms = np.sqrt(np.bincount(rows, weights=values * values))
     values /= norms[rows]
     return rows, columns, values
