@@ -169,6 +169,7 @@ class _Words:
     distinct: list[str]
     ids: IntArray  # for every word of every text, in order: its index in `distinct`
     texts: IntArray  # for every word: the index of its text
+    size: int  # how many texts
 
     @classmethod
     def split(cls, texts: list[str]) -> _Words:
@@ -184,6 +185,7 @@ class _Words:
             distinct,
             np.fromiter(map(index.__getitem__, words), dtype=np.int64, count=len(words)),
             np.repeat(np.arange(len(texts)), lengths),
+            len(texts),
         )
 
     def repeat(self, starts: IntArray, lengths: IntArray, items: IntArray) -> Occurrences:
@@ -459,12 +461,27 @@ class _HashTable:
 def _weights(block: _Block, words: _Words) -> tuple[IntArray, IntArray, npt.NDArray[np.float64]]:
     """Sublinear tf × idf, l2-normalised per text: TfidfVectorizer's arithmetic."""
     text_ids, feature_ids = block.find(words)
-    keys, counts = np.unique(text_ids * block.width + feature_ids, return_counts=True)
-    rows, columns = np.divmod(keys, block.width)
-    values = counts.astype(np.float64)
+    # Count each (text, feature) pair by sorting them as one number; 32-bit numbers sort twice
+    # as fast, and they fit while texts × features stays under 2**31.
+    kind = np.dtype(np.int32 if words.size * block.width < 2**31 else np.int64)
+    keys = text_ids.astype(kind) * np.array(block.width, dtype=kind) + feature_ids.astype(kind)
+    keys.sort()
+    first = np.empty(len(keys), dtype=bool)
+    first[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    counts = np.diff(starts, append=len(keys))
+    keys = keys[starts].astype(np.int64)
+    # The keys are sorted, so each text's are a run: find where each run ends.
+    ends = np.searchsorted(keys, np.arange(1, words.size + 1, dtype=np.int64) * block.width)
+    rows = np.repeat(np.arange(words.size, dtype=np.int64), np.diff(ends, prepend=0))
+    columns = keys - rows * block.width
+    values = block.idf[columns]
     if block.sublinear:
-        values = np.log(values) + 1.0
-    values *= block.idf[columns]
+        repeated = counts > 1  # 1 + log(1) is 1
+        values[repeated] *= np.log(counts[repeated]) + 1.0
+    else:
+        values *= counts
     norms = np.sqrt(np.bincount(rows, weights=values * values))
     values /= norms[rows]
     return rows, columns, values
