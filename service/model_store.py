@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ class ModelStore:
             logger.error("no model loaded: %s", error, extra={"model_dir": str(self.model_dir)})
             return
         self.last_error = None
+        _freeze_long_lived_objects()
         set_model_version(None, self.current.version)
         logger.info("model loaded", extra={"model_version": self.current.version})
         if self.runtime_dir is not None and self._shared_version() is None:
@@ -74,6 +76,7 @@ class ModelStore:
             self.current = classifier
             self.last_error = None
             self._publish(classifier.version)
+            _freeze_long_lived_objects()
         RELOADS.labels(outcome="ok").inc()
         set_model_version(previous, classifier.version)
         logger.info(
@@ -110,6 +113,19 @@ class ModelStore:
         temporary = self.runtime_dir / f".{STATE_FILE}.{os.getpid()}"
         temporary.write_text(version + "\n")
         os.replace(temporary, self.runtime_dir / STATE_FILE)
+
+
+def _freeze_long_lived_objects() -> None:
+    """Keep the garbage collector's full passes off the model and the libraries.
+
+    A loaded worker holds about 130,000 objects that live as long as it does, and every full
+    collection walks all of them: about 70 ms, during which no request moves. `gc.freeze`
+    takes them out of the collector's sight. Unfreezing first lets a replaced model's objects
+    be collected when the next one is swapped in.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _load_classifier(model_dir: Path, version: str | None) -> Classifier:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 from pathlib import Path
@@ -104,3 +105,20 @@ def test_metrics_count_requests_labels_and_confidence(client: TestClient) -> Non
     assert "sitrep_sentences_classified_total" in text
     assert "sitrep_confidence_bucket" in text
     assert "sitrep_model_info" in text
+
+
+def test_loaded_model_is_kept_out_of_full_garbage_collections(
+    make_client: ClientFactory, model_dir_copy: Path
+) -> None:
+    """A full collection walks every long-lived object (~70 ms with a model loaded) and stalls
+    the requests in flight; loading or swapping a model freezes them out of its way."""
+    gc.unfreeze()
+    client = make_client(model_dir=model_dir_copy, admin_keys=[ADMIN["X-API-Key"]])
+    assert client.get("/readyz").status_code == 200
+    assert gc.get_freeze_count() > 10_000
+    gc.unfreeze()
+    newer = second_version(model_dir_copy)
+    assert (
+        client.post("/v1/admin/reload", json={"version": newer}, headers=ADMIN).status_code == 200
+    )
+    assert gc.get_freeze_count() > 10_000
