@@ -102,19 +102,29 @@ class Classifier:
             sums = [np.bincount(features.rows, weights=row, minlength=count) for row in products]
             # (bincount answers in integers when there is nothing to count)
             return np.stack(sums, axis=1).astype(np.float64, copy=False)
-        matrix = csr_matrix(
-            (features.values, (features.rows, features.columns)),
-            shape=(count, len(self._coefficients)),
-        )
-        return np.asarray(matrix @ self._coefficients)
+        decision = np.zeros((count, len(LABELS)))
+        start = 0
+        for end in features.part_ends:
+            # Rows ascend within a part: the row pointers come from one search.
+            pointers = np.searchsorted(features.rows[start:end], np.arange(count + 1))
+            part = csr_matrix(
+                (features.values[start:end], features.columns[start:end], pointers),
+                shape=(count, len(self._coefficients)),
+            )
+            decision += part @ self._coefficients
+            start = end
+        return decision
 
     def _sparse(self, texts: list[str]) -> SparseRows:
         """The TF-IDF features of an accurate model; every feature of any other model."""
         if self._fast is not None:
             return self._fast.transform(texts)
-        matrix = self._features.transform(texts).tocoo()
+        matrix = self._features.transform(texts).tocsr().tocoo()  # rows ascending
         return SparseRows(
-            matrix.row.astype(np.int64), matrix.col.astype(np.int64), matrix.data.astype(float)
+            matrix.row.astype(np.int64),
+            matrix.col.astype(np.int64),
+            matrix.data.astype(float),
+            (matrix.nnz,),
         )
 
     def predict(self, texts: list[str]) -> list[Prediction]:

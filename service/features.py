@@ -37,11 +37,15 @@ Occurrences = tuple[IntArray, IntArray]  # (text index, feature index) of each n
 
 @dataclass(frozen=True)
 class SparseRows:
-    """Non-zero features of a batch: parallel arrays of row, column and value."""
+    """Non-zero features of a batch: parallel arrays of row, column and value.
+
+    The arrays are the parts of the union laid end to end (`part_ends`), rows ascending
+    within each part, so each part is a compressed sparse row matrix without sorting."""
 
     rows: IntArray
     columns: IntArray
     values: npt.NDArray[np.float64]
+    part_ends: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ class FastTfidf:
                 ]
             ),
             np.concatenate([values for _, _, values in parts]),
+            tuple(np.cumsum([len(rows) for rows, _, _ in parts]).tolist()),
         )
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
+from starlette.background import BackgroundTask
 
 from service.body import JSONBodyRoute
 from service.classifier import Classifier
@@ -44,7 +45,7 @@ async def classify(
     _note(request, body.sentences, settings.log_sentences)
     rows = await batcher.probabilities(classifier, body.sentences)
     results = sentence_results(classifier, body.sentences, rows, explain=body.explain)
-    return _json({"model": model_ref(classifier), "results": results})
+    return _json({"model": model_ref(classifier), "results": results}, results)
 
 
 @router.post("/classify/document", response_model=DocumentResponse, responses=PROBLEMS)
@@ -66,7 +67,7 @@ async def classify_document(
     for span, result in zip(spans, results, strict=True):
         result["start"], result["end"] = span.start, span.end
         counts[result["label"]] += 1
-    return _json({"model": model_ref(classifier), "sentences": results, "counts": counts})
+    return _json({"model": model_ref(classifier), "sentences": results, "counts": counts}, results)
 
 
 def model_ref(classifier: Classifier) -> dict[str, str]:
@@ -77,11 +78,7 @@ def sentence_results(
     classifier: Classifier, texts: list[str], rows: npt.NDArray[np.float64], *, explain: bool
 ) -> list[dict[str, Any]]:
     results = []
-    primary_labels: Counter[str] = Counter()
-    observe = CONFIDENCE.observe
     for text, prediction in zip(texts, classifier.predictions(rows), strict=True):
-        primary_labels[prediction.label] += 1
-        observe(prediction.confidence)
         result: dict[str, Any] = {
             "text": text,
             "label": prediction.label,
@@ -95,9 +92,17 @@ def sentence_results(
                 for label, terms in classifier.explain(text, prediction.labels).items()
             }
         results.append(result)
-    for label, count in primary_labels.items():
-        SENTENCES.labels(label=label).inc(count)
     return results
+
+
+async def _count(results: list[dict[str, Any]]) -> None:
+    """Sentences by label and the confidence histogram, updated once the answer is sent: a
+    histogram takes one call per observation, ~2 ms for a 1,000-sentence request."""
+    observe = CONFIDENCE.observe
+    for result in results:
+        observe(result["confidence"])
+    for label, count in Counter(result["label"] for result in results).items():
+        SENTENCES.labels(label=label).inc(count)
 
 
 def _note(request: Request, texts: list[str], log_sentences: bool) -> None:
@@ -106,8 +111,12 @@ def _note(request: Request, texts: list[str], log_sentences: bool) -> None:
         request.state.texts = texts
 
 
-def _json(payload: dict[str, Any]) -> Response:
+def _json(payload: dict[str, Any], results: list[dict[str, Any]]) -> Response:
     # The payload is built from validated values; skipping a second validation pass through the
     # response model keeps the hot path short. The schema stays documented via response_model.
     # orjson writes a 1,000-result answer in a fifth of the standard library's time.
-    return Response(orjson.dumps(payload), media_type="application/json")
+    return Response(
+        orjson.dumps(payload),
+        media_type="application/json",
+        background=BackgroundTask(_count, results),
+    )

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.base import clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
 
+from service.artifact import load_artifact
+from service.classifier import Classifier
 from service.features import WORD_TOKEN_PATTERN, FastTfidf, _word_tokens
+from training.corpus import read_corpus
 
 CORPUS = [
     "Two soldiers were killed when their vehicle hit a mine near Bakhmut.",
@@ -86,3 +92,21 @@ def test_unsupported_vectorizers_are_refused() -> None:
 @settings(max_examples=300)
 def test_word_tokens_equal_the_token_pattern(text: str) -> None:
     assert _word_tokens(text) == re.findall(WORD_TOKEN_PATTERN, text)
+
+
+def test_classifier_falls_back_to_scikit_learn_exactly(
+    small_model_dir: Path, small_data: tuple[Path, Path]
+) -> None:
+    """A model whose vectorizers FastTfidf cannot mirror still gets predict_proba's answers."""
+    artifact = load_artifact(small_model_dir)
+    pipeline = clone(artifact.estimator)
+    union = pipeline.named_steps["features"]
+    union.transformer_list = [("char", TfidfVectorizer(analyzer="char", ngram_range=(2, 3)))]
+    corpus = read_corpus(small_data[0])
+    pipeline.fit(corpus.texts, corpus.graded_label_matrix())
+    fallback = Classifier(replace(artifact, estimator=pipeline))
+    assert fallback._fast is None
+    probes = [*CORPUS, *PROBES[-4:]] * 5  # over 32 texts: the sparse-matrix path as well
+    for texts in (probes[:1], probes[:7], probes):
+        expected = pipeline.predict_proba(texts)
+        np.testing.assert_allclose(fallback.probabilities(texts), expected, rtol=0, atol=1e-9)
