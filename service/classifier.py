@@ -14,7 +14,7 @@ weight folded into the coefficients.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -30,9 +30,9 @@ EVIDENCE_TERMS = 5
 FEW_TEXTS = 32  # up to this batch size, scores are summed without a sparse matrix
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """What the service answers for one sentence."""
+class Prediction(TypedDict):
+    """What the service answers for one sentence (a plain dict: the answer is built from
+    thousands of these, and a dict needs no conversion on the way to JSON)."""
 
     label: str
     confidence: float
@@ -133,7 +133,12 @@ class Classifier:
     def predictions(self, rows: npt.NDArray[np.float64]) -> list[Prediction]:
         """The answer for each row of `probabilities`."""
         return [
-            Prediction(label=labels[0], confidence=scores[labels[0]], labels=labels, scores=scores)
+            {
+                "label": labels[0],
+                "confidence": scores[labels[0]],
+                "labels": labels,
+                "scores": scores,
+            }
             for labels, scores in zip(
                 decide_label_rows(rows, self.thresholds),
                 (dict(zip(LABELS, row, strict=True)) for row in rows.tolist()),

@@ -35,7 +35,7 @@ def classifier() -> Classifier:
 
 
 def labels_of(sentence: str) -> list[str]:
-    return classifier().predict([sentence])[0].labels
+    return classifier().predict([sentence])[0]["labels"]
 
 
 def test_latest_names_the_newest_bundled_artifact() -> None:

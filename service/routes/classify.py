@@ -79,17 +79,11 @@ def sentence_results(
 ) -> list[dict[str, Any]]:
     results = []
     for text, prediction in zip(texts, classifier.predictions(rows), strict=True):
-        result: dict[str, Any] = {
-            "text": text,
-            "label": prediction.label,
-            "confidence": prediction.confidence,
-            "labels": prediction.labels,
-            "scores": prediction.scores,
-        }
+        result: dict[str, Any] = {"text": text, **prediction}
         if explain:
             result["evidence"] = {
                 label: [vars(item) for item in terms]
-                for label, terms in classifier.explain(text, prediction.labels).items()
+                for label, terms in classifier.explain(text, prediction["labels"]).items()
             }
         results.append(result)
     return results
