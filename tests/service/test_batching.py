@@ -80,3 +80,11 @@ def test_fast_features_equal_scikit_learn_on_any_text(texts: list[str]) -> None:
 def _bundled() -> tuple[ModelArtifact, Classifier]:
     artifact = load_artifact(bundled_model_dir())
     return artifact, Classifier(artifact)
+
+
+def test_a_sentence_gets_the_same_bits_in_any_batch() -> None:
+    """Small and large batches take different arithmetic paths; neither may change a score."""
+    _, classifier = _bundled()
+    alone = np.vstack([classifier.probabilities([text]) for text in TEXTS[:5]])
+    for batch in (TEXTS[:5], TEXTS[:5] * 3, TEXTS[:5] * 20):
+        assert np.array_equal(classifier.probabilities(batch)[:5], alone)
