@@ -6,6 +6,7 @@ four thread hops a request cost more than the whole prediction of one sentence.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -43,10 +44,25 @@ async def get_classifier(request: Request) -> Classifier:
     return classifier
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+@dataclass(frozen=True)
+class Serving:
+    """What a classification request needs, resolved once: each dependency FastAPI resolves
+    costs per request, and these three always come together."""
+
+    settings: Settings
+    classifier: Classifier
+    batcher: MicroBatcher
+
+
+async def get_serving(request: Request) -> Serving:
+    return Serving(
+        await get_settings(request), await get_classifier(request), await get_batcher(request)
+    )
+
+
 StoreDep = Annotated[ModelStore, Depends(get_store)]
-BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]
 ClassifierDep = Annotated[Classifier, Depends(get_classifier)]
+ServingDep = Annotated[Serving, Depends(get_serving)]
 
 
 @guard
