@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,7 +11,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://sitrep.dev/problems/"
-logger = logging.getLogger("sitrep.errors")
 
 
 class SitrepError(StarletteHTTPException):
@@ -131,12 +129,4 @@ def install_error_handlers(app: FastAPI) -> None:
             errors=errors,
         )
 
-    @app.exception_handler(Exception)
-    async def unexpected_error(_: Request, error: Exception) -> JSONResponse:
-        logger.exception("unhandled error", exc_info=error)
-        return problem_response(
-            500,
-            "Internal error",
-            "the server failed to answer; the error was logged",
-            slug="internal",
-        )
+    # Unexpected errors are answered by RequestContextMiddleware, with the request id.

@@ -31,6 +31,7 @@ from service.errors import PROBLEM_BASE, PROBLEM_JSON, PayloadTooLarge, RequestT
 from service.observability import LATENCY, REQUESTS
 
 logger = logging.getLogger("sitrep.access")
+error_logger = logging.getLogger("sitrep.errors")
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Limits in the spirit of Apache's mod_reqtimeout: generous for any real client, fatal to a
@@ -59,11 +60,12 @@ class RequestContextMiddleware:
         request_id = _request_id(headers.get(REQUEST_ID_HEADER))
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
+        started_response = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started_response = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"] = [
                     *message["headers"],
@@ -92,6 +94,19 @@ class RequestContextMiddleware:
                 )
             else:
                 await self.app(scope, self._limited(receive), send_with_id)
+        except Exception:
+            # Answered here, not by Starlette's outermost error handler, so that the 500 and
+            # its log line carry the request id the caller can quote.
+            error_logger.exception("unhandled error", extra={"request_id": request_id})
+            if started_response:
+                raise  # too late for another answer; the server closes the connection
+            await _reject(
+                send_with_id,
+                500,
+                "Internal error",
+                "internal",
+                "the server failed to answer; the error was logged under this X-Request-ID",
+            )
         finally:
             self._record(scope, status, time.perf_counter() - started, request_id)
 

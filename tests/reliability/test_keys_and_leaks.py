@@ -142,13 +142,30 @@ class FailingClassifier:
         raise OSError(2, "No such file or directory", "/srv/sitrep/secret/model.joblib")
 
 
-def test_an_unexpected_error_is_a_bare_500(small_model_dir: Path) -> None:
+def test_an_unexpected_error_is_a_bare_500(
+    small_model_dir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A bug answers 500 in problem+json with nothing of the internals, but with the
+    X-Request-ID the caller can quote; the logged traceback carries the same id."""
     with TestClient(
         create_app(Settings(model_dir=small_model_dir)), raise_server_exceptions=False
     ) as client:
         client.app.state.store.current = FailingClassifier()  # type: ignore[attr-defined]
-        response = client.post("/v1/classify", json={"sentences": ["Talks resumed."]})
+        capfd.readouterr()
+        response = client.post(
+            "/v1/classify",
+            json={"sentences": ["Talks resumed."]},
+            headers={"X-Request-ID": "bug-42"},
+        )
+        assert client.get("/healthz").status_code == 200  # and the service carries on
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["detail"] == "the server failed to answer; the error was logged"
+    assert response.headers["X-Request-ID"] == "bug-42"
+    assert response.json()["detail"] == (
+        "the server failed to answer; the error was logged under this X-Request-ID"
+    )
+    logged = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line[:1] == "{"]
+    (error,) = [entry for entry in logged if entry["message"] == "unhandled error"]
+    assert error["request_id"] == "bug-42"
+    assert "Traceback" in error["error"]
     assert_no_leak(response.text, "/srv/sitrep", "OSError", "No such file")
