@@ -14,7 +14,7 @@ from service.batching import MicroBatcher
 from service.config import Settings
 from service.encoder import set_thread_count
 from service.errors import install_error_handlers
-from service.middleware import RequestContextMiddleware
+from service.middleware import GuardedHttpProtocol, Limits, RequestContextMiddleware
 from service.model_store import ModelStore
 from service.observability import configure_logging
 from service.routes import admin, classify, health, model
@@ -57,9 +57,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    limits = Limits(
+        max_body_bytes=settings.max_body_bytes,
+        body_grace_seconds=settings.body_grace_seconds,
+        body_min_bytes_per_second=settings.body_min_bytes_per_second,
+        head_max_bytes=settings.head_max_bytes,
+        head_timeout_seconds=settings.head_timeout_seconds,
+    )
+    GuardedHttpProtocol.limits = limits  # the protocol of the server this worker runs
     app.add_middleware(
         RequestContextMiddleware,
-        max_body_bytes=settings.max_body_bytes,
+        limits=limits,
         log_sentences=settings.log_sentences,
     )
     install_error_handlers(app)

@@ -31,6 +31,21 @@ class Settings(BaseSettings):
     max_sentence_chars: int = Field(default=5_000, ge=1)
     max_document_chars: int = Field(default=200_000, ge=1)
     max_body_bytes: int = Field(default=2 * MiB, ge=1_024)
+    body_grace_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3_600,
+        description="time any request body gets before the rate applies",
+    )
+    body_min_bytes_per_second: int = Field(
+        default=1_024, ge=1, description="slowest average rate a request body may arrive at"
+    )
+    head_max_bytes: int = Field(
+        default=32 * 1_024, ge=1_024, le=MiB, description="largest request line and headers"
+    )
+    head_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=3_600, description="time a request line and headers may take"
+    )
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     admin_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     protect_health: bool = Field(default=False, description="require an API key for health routes")

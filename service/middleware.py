@@ -7,8 +7,8 @@ as it passes the limit, so the server never holds more than the limit of any req
 must also keep arriving: after a grace period, at a minimum average rate (408 otherwise).
 
 Below ASGI, `GuardedHttpProtocol` does the same for the request line and headers, which uvicorn
-reads without a limit of size or time: at most HEAD_MAX_BYTES (431 above), all of it within
-HEAD_TIMEOUT_SECONDS (the connection is closed after). Without these a client could make the
+reads without a limit of size or time: at most `head_max_bytes` (431 above), all of it within
+`head_timeout_seconds` (the connection is closed after). Without these a client could make the
 server buffer headers without end, or hold connections open for ever by sending one byte at a
 time (slowloris).
 """
@@ -22,6 +22,7 @@ import logging
 import re
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,21 +35,29 @@ logger = logging.getLogger("sitrep.access")
 error_logger = logging.getLogger("sitrep.errors")
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# Limits in the spirit of Apache's mod_reqtimeout: generous for any real client, fatal to a
-# client that trickles. A body gets BODY_GRACE_SECONDS, plus one second per
-# BODY_MIN_BYTES_PER_SECOND bytes received: 2 MiB may take 34 minutes, 10 bytes may not take 11 s.
-BODY_GRACE_SECONDS = 10.0
-BODY_MIN_BYTES_PER_SECOND = 1024
-HEAD_TIMEOUT_SECONDS = 10.0
-HEAD_MAX_BYTES = 32 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How large and how slow a request may be, in the spirit of Apache's mod_reqtimeout:
+    generous for any real client, fatal to one that trickles. A body gets `body_grace_seconds`,
+    plus one second per `body_min_bytes_per_second` bytes received: with the defaults 2 MiB may
+    take 34 minutes, 10 bytes may not take 11 s. Set by `SITREP_*` settings of the same names."""
+
+    max_body_bytes: int = 2 * 1024 * 1024
+    body_grace_seconds: float = 10.0
+    body_min_bytes_per_second: int = 1024
+    head_max_bytes: int = 32 * 1024
+    head_timeout_seconds: float = 10.0
 
 
 class RequestContextMiddleware:
     """Request id, body limit, access log and request metrics for every HTTP request."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, log_sentences: bool = False) -> None:
+    def __init__(self, app: ASGIApp, *, limits: Limits, log_sentences: bool = False) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
+        self.limits = limits
+        self.max_body_bytes = limits.max_body_bytes
         self.log_sentences = log_sentences
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -113,6 +122,7 @@ class RequestContextMiddleware:
     def _limited(self, receive: Receive) -> Receive:
         received = 0
         limit = self.max_body_bytes
+        grace, rate = self.limits.body_grace_seconds, self.limits.body_min_bytes_per_second
         started = time.monotonic()
         complete = False
 
@@ -120,14 +130,14 @@ class RequestContextMiddleware:
             nonlocal received, complete
             if complete:
                 return await receive()  # past the body only a disconnect can come: no deadline
-            deadline = started + BODY_GRACE_SECONDS + received / BODY_MIN_BYTES_PER_SECOND
+            deadline = started + grace + received / rate
             try:
                 async with asyncio.timeout(deadline - time.monotonic()):
                     message = await receive()
             except TimeoutError:
                 raise RequestTimeout(
                     f"the body did not arrive in time: {received} bytes in "
-                    f"{time.monotonic() - started:.0f} s; send it at {BODY_MIN_BYTES_PER_SECOND} "
+                    f"{time.monotonic() - started:.0f} s; send it at {rate} "
                     "bytes a second or faster"
                 ) from None
             if message["type"] == "http.request":
@@ -192,8 +202,13 @@ async def _reject(send: Send, status: int, title: str, slug: str, detail: str) -
 
 class GuardedHttpProtocol(HttpToolsProtocol):
     """uvicorn's HTTP/1.1 protocol (httptools) with limits on each request's head: its size
-    (HEAD_MAX_BYTES) and the time it may take to arrive (HEAD_TIMEOUT_SECONDS, counted from the
-    connection or from the previous response). Pass it to uvicorn as `http=`."""
+    (`head_max_bytes`) and the time it may take to arrive (`head_timeout_seconds`, counted from
+    the connection or from the previous response). Pass it to uvicorn as `http=`.
+
+    uvicorn builds one per connection and passes no settings, so the limits are the class's:
+    `create_app` sets them from the settings of the worker it builds the app for."""
+
+    limits = Limits()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -216,7 +231,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._reading_head:
             self._head_bytes += len(data)
         super().data_received(data)
-        if self._reading_head and self._head_bytes > HEAD_MAX_BYTES:
+        if self._reading_head and self._head_bytes > self.limits.head_max_bytes:
             self._refuse_large_head()
 
     def on_headers_complete(self) -> None:
@@ -226,7 +241,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._stop_head_timer()
         # A head that arrived in one piece is measured here, where it is whole.
         size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-        if size > HEAD_MAX_BYTES:
+        if size > self.limits.head_max_bytes:
             self._refuse_large_head()
             return
         super().on_headers_complete()
@@ -248,7 +263,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _start_head_timer(self) -> None:
         self._stop_head_timer()
-        self._head_timer = self.loop.call_later(HEAD_TIMEOUT_SECONDS, self._head_timed_out)
+        self._head_timer = self.loop.call_later(
+            self.limits.head_timeout_seconds, self._head_timed_out
+        )
 
     def _stop_head_timer(self) -> None:
         if self._head_timer is not None:
@@ -268,7 +285,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             408,
             "Request not received in time",
             "request-timeout",
-            f"the request was not complete within {HEAD_TIMEOUT_SECONDS:.0f} s",
+            f"the request was not complete within {self.limits.head_timeout_seconds:.0f} s",
         )
 
     def _refuse_large_head(self) -> None:
@@ -276,7 +293,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             431,
             "Request header fields too large",
             "header-fields-too-large",
-            f"the request line and headers are larger than {HEAD_MAX_BYTES} bytes",
+            f"the request line and headers are larger than {self.limits.head_max_bytes} bytes",
         )
 
     def _refuse(self, status: int, title: str, slug: str, detail: str) -> None:

@@ -12,6 +12,7 @@ import httpx2 as httpx
 import pytest
 
 from service.artifact import list_versions
+from tests.reliability.raw_http import exchange
 from tests.service.server import ServerProcess
 from tests.service.test_lifecycle import second_version
 
@@ -105,3 +106,33 @@ def test_a_missing_model_directory_keeps_the_process_up(tmp_path: Path) -> None:
         assert httpx.get(f"{server.url}/readyz").status_code == 503
         assert httpx.get(f"{server.url}/healthz").status_code == 200
         assert "no model loaded" in server.log()
+
+
+def test_request_size_and_time_limits_follow_the_settings(
+    small_model_dir: Path, tmp_path: Path
+) -> None:
+    """Operators can tighten (or loosen) the head and body guards, in every worker."""
+    with ServerProcess(
+        log_path=tmp_path / "log",
+        model_dir=small_model_dir,
+        workers=2,
+        head_max_bytes=2_048,
+        head_timeout_seconds=1,
+        body_grace_seconds=1,
+        body_min_bytes_per_second=1_024,
+    ) as server:
+        port = server.port
+        large = exchange(port, [b"GET /healthz HTTP/1.1\r\nX-Pad: " + b"a" * 3_000 + b"\r\n\r\n"])
+        assert large.status == 431
+        assert b"2048 bytes" in large.body
+        assert httpx.get(f"{server.url}/healthz", headers={"X-Pad": "a" * 1_500}).status_code == 200
+        slow_head = exchange(port, [b"GET /healthz HTTP/1.1\r\nHost: x\r\n"], timeout=20)
+        assert slow_head.status == 408
+        assert b"within 1 s" in slow_head.body
+        body_head = (
+            b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 4000\r\n\r\n"
+        )
+        slow_body = exchange(port, [body_head + b'{"sentences": ['], timeout=20)
+        assert slow_body.status == 408
+        assert b"1024 bytes a second" in slow_body.body
