@@ -52,3 +52,21 @@ def test_offsets_always_slice_the_input_to_the_sentence(text: str) -> None:
         assert span.text
         assert span.start >= previous_end
         previous_end = span.end
+
+
+WIDE_SPACES = [chr(code) for code in range(128, 0x110000) if chr(code).isspace()]
+
+
+@pytest.mark.parametrize("space", WIDE_SPACES, ids=[f"U+{ord(c):04X}" for c in WIDE_SPACES])
+def test_wide_white_space_before_a_period_does_not_crash_the_splitter(space: str) -> None:
+    """sentencex panics on "A<no-break space>." (found by the document property test)."""
+    text = f"Plan B{space}. The convoy left at dawn."
+    spans = split_sentences(text)
+    assert [text[span.start : span.end] for span in spans] == [span.text for span in spans]
+    assert spans[-1].text == "The convoy left at dawn."
+
+
+@given(st.text(alphabet=st.sampled_from(["A", "b", ".", " ", "\n", *WIDE_SPACES]), max_size=40))
+def test_any_mix_of_capitals_periods_and_spaces_splits(text: str) -> None:
+    for span in split_sentences(text):
+        assert text[span.start : span.end] == span.text
