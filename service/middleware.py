@@ -57,7 +57,6 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, limits: Limits, log_sentences: bool = False) -> None:
         self.app = app
         self.limits = limits
-        self.max_body_bytes = limits.max_body_bytes
         self.log_sentences = log_sentences
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -92,14 +91,14 @@ class RequestContextMiddleware:
                     "invalid-body",
                     "Content-Length is not a number",
                 )
-            elif declared is not None and int(declared) > self.max_body_bytes:
+            elif declared is not None and int(declared) > self.limits.max_body_bytes:
                 await _reject(
                     send_with_id,
                     413,
                     PayloadTooLarge.title,
                     PayloadTooLarge.slug,
                     f"the body is {int(declared)} bytes; at most "
-                    f"{self.max_body_bytes} bytes are accepted",
+                    f"{self.limits.max_body_bytes} bytes are accepted",
                 )
             else:
                 await self.app(scope, self._limited(receive), send_with_id)
@@ -121,7 +120,7 @@ class RequestContextMiddleware:
 
     def _limited(self, receive: Receive) -> Receive:
         received = 0
-        limit = self.max_body_bytes
+        limit = self.limits.max_body_bytes
         grace, rate = self.limits.body_grace_seconds, self.limits.body_min_bytes_per_second
         started = time.monotonic()
         complete = False
