@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from service import __version__
+from service.allocator import keep_freed_memory
 from service.batching import MicroBatcher
 from service.config import Settings
 from service.encoder import set_thread_count
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         set_thread_count(settings.encoder_threads)  # before the first accurate model loads
+        keep_freed_memory()  # in every worker: big batches reuse memory instead of faulting
         store = ModelStore(settings.resolved_model_dir(), settings.runtime_dir)
         await asyncio.to_thread(store.load_initial, settings.model_version)
         batcher = MicroBatcher(
