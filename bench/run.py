@@ -152,7 +152,10 @@ def bulk(port: int, body: Path, seconds: int, sentences: int) -> tuple[float, fl
 
 
 def worker_rss_mb(process: subprocess.Popen[bytes], workers: int) -> float:
-    """Mean resident memory of the processes that serve requests (the workers)."""
+    """Mean resident memory of the processes that serve requests (the workers).
+
+    With several workers those are the supervisor's children started by multiprocessing's
+    `spawn`; its resource tracker (about 13 MB, another child) serves nothing and is left out."""
     pids = [process.pid]
     if workers > 1:
         children = subprocess.run(
@@ -163,7 +166,8 @@ def worker_rss_mb(process: subprocess.Popen[bytes], workers: int) -> float:
     for pid in pids:
         status = Path(f"/proc/{pid}/status").read_text()
         match = re.search(r"VmRSS:\s+(\d+) kB", status)
-        if match and "python" in Path(f"/proc/{pid}/cmdline").read_text():
+        command = Path(f"/proc/{pid}/cmdline").read_text()
+        if match and (workers == 1 or "spawn_main" in command):
             sizes.append(int(match.group(1)) / 1024)
     return statistics.mean(sizes) if sizes else float("nan")
 
