@@ -32,6 +32,7 @@ class ServerProcess:
         log_path: Path,
         ready_timeout: float = 60,
         wait_for: str = "/readyz",
+        environ: dict[str, str] | None = None,
         **settings: Any,
     ) -> None:
         self.port = free_port()
@@ -43,6 +44,7 @@ class ServerProcess:
             **os.environ,
             "SITREP_PORT": str(self.port),
             **{f"SITREP_{key.upper()}": str(value) for key, value in settings.items()},
+            **(environ or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
 
