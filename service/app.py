@@ -59,13 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    limits = Limits(
-        max_body_bytes=settings.max_body_bytes,
-        body_grace_seconds=settings.body_grace_seconds,
-        body_min_bytes_per_second=settings.body_min_bytes_per_second,
-        head_max_bytes=settings.head_max_bytes,
-        head_timeout_seconds=settings.head_timeout_seconds,
-    )
+    limits = Limits.from_settings(settings)
     GuardedHttpProtocol.limits = limits  # the protocol of the server this worker runs
     app.add_middleware(
         RequestContextMiddleware,

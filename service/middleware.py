@@ -22,12 +22,13 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service.config import Settings
 from service.errors import PROBLEM_BASE, PROBLEM_JSON, PayloadTooLarge, RequestTimeout
 from service.observability import LATENCY, REQUESTS
 
@@ -44,11 +45,19 @@ class Limits:
     plus one second per `body_min_bytes_per_second` bytes received: with the defaults 2 MiB may
     take 34 minutes, 10 bytes may not take 11 s. Set by `SITREP_*` settings of the same names."""
 
-    max_body_bytes: int = 2 * 1024 * 1024
-    body_grace_seconds: float = 10.0
-    body_min_bytes_per_second: int = 1024
-    head_max_bytes: int = 32 * 1024
-    head_timeout_seconds: float = 10.0
+    max_body_bytes: int
+    body_grace_seconds: float
+    body_min_bytes_per_second: int
+    head_max_bytes: int
+    head_timeout_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Limits:
+        """The limits these settings set; without settings, the settings' defaults (no
+        environment is read)."""
+        if settings is None:
+            return cls(**{f.name: Settings.model_fields[f.name].default for f in fields(cls)})
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
 
 
 class RequestContextMiddleware:
@@ -207,7 +216,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     uvicorn builds one per connection and passes no settings, so the limits are the class's:
     `create_app` sets them from the settings of the worker it builds the app for."""
 
-    limits = Limits()
+    limits = Limits.from_settings()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
