@@ -34,6 +34,7 @@ class Prediction(TypedDict):
     """What the service answers for one sentence (a plain dict: the answer is built from
     thousands of these, and a dict needs no conversion on the way to JSON)."""
 
+    text: str
     label: str
     confidence: float
     labels: list[str]
@@ -132,23 +133,25 @@ class Classifier:
         )
 
     def predict(self, texts: list[str]) -> list[Prediction]:
-        return self.predictions(self.probabilities(texts))
+        return self.predictions(texts, self.probabilities(texts))
 
-    def predictions(self, rows: npt.NDArray[np.float64]) -> list[Prediction]:
-        """The answer for each row of `probabilities`."""
-        return [
-            {
-                "label": labels[0],
-                "confidence": scores[labels[0]],
-                "labels": labels,
-                "scores": scores,
-            }
-            for labels, scores in zip(
-                decide_label_rows(rows, self.thresholds),
-                (dict(zip(LABELS, row, strict=True)) for row in rows.tolist()),
-                strict=True,
+    def predictions(self, texts: list[str], rows: npt.NDArray[np.float64]) -> list[Prediction]:
+        """The answer for each text, given its row of `probabilities`."""
+        answers: list[Prediction] = []
+        for text, labels, row in zip(
+            texts, decide_label_rows(rows, self.thresholds), rows.tolist(), strict=True
+        ):
+            scores = dict(zip(LABELS, row, strict=True))
+            answers.append(
+                {
+                    "text": text,
+                    "label": labels[0],
+                    "confidence": scores[labels[0]],
+                    "labels": labels,
+                    "scores": scores,
+                }
             )
-        ]
+        return answers
 
     def explain(
         self, text: str, labels: list[str], top: int = EVIDENCE_TERMS

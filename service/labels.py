@@ -33,11 +33,20 @@ def decide_label_rows(
     passing = rows >= np.array([thresholds[label] for label in LABELS])
     # Highest first; equal scores keep the order of LABELS.
     ranking = np.argsort(-rows, axis=1, kind="stable")
-    decided = []
-    for ranked, passes in zip(ranking.tolist(), passing.tolist(), strict=True):
-        labels = [LABELS[column] for column in ranked if passes[column]]
-        if not labels or labels[0] == OTHER:
-            decided.append([OTHER])
-        else:
-            decided.append([label for label in labels if label != OTHER])
-    return decided
+    # A row's labels follow from its ranking and which labels pass: a batch of a thousand rows
+    # holds a few dozen such patterns, so each is decided once. Digits of the pattern's number:
+    # the ranked columns in base len(LABELS), then one bit a label.
+    size = len(LABELS)
+    digits = np.concatenate([ranking, passing], axis=1)
+    bases = np.concatenate([np.full(size, size), np.full(size, 2)])
+    places = np.cumprod(np.concatenate([[1], bases[:-1]]))
+    _, first_rows, inverse = np.unique(digits @ places, return_index=True, return_inverse=True)
+    decided = [_decide(ranking[row].tolist(), passing[row].tolist()) for row in first_rows.tolist()]
+    return [list(decided[pattern]) for pattern in inverse.tolist()]
+
+
+def _decide(ranked: list[int], passes: list[bool]) -> list[str]:
+    labels = [LABELS[column] for column in ranked if passes[column]]
+    if not labels or labels[0] == OTHER:
+        return [OTHER]
+    return [label for label in labels if label != OTHER]

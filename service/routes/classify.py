@@ -76,15 +76,13 @@ def model_ref(classifier: Classifier) -> dict[str, str]:
 def sentence_results(
     classifier: Classifier, texts: list[str], rows: npt.NDArray[np.float64], *, explain: bool
 ) -> list[dict[str, Any]]:
-    results = []
-    for text, prediction in zip(texts, classifier.predictions(rows), strict=True):
-        result: dict[str, Any] = {"text": text, **prediction}
-        if explain:
+    results: list[dict[str, Any]] = list(classifier.predictions(texts, rows))
+    if explain:
+        for result in results:
             result["evidence"] = {
                 label: [vars(item) for item in terms]
-                for label, terms in classifier.explain(text, prediction["labels"]).items()
+                for label, terms in classifier.explain(result["text"], result["labels"]).items()
             }
-        results.append(result)
     return results
 
 

@@ -35,3 +35,19 @@ def test_equal_scores_keep_label_order_and_rows_stay_apart() -> None:
 def test_each_label_has_its_own_threshold() -> None:
     thresholds = {**THRESHOLDS, "forecast": 0.3}
     assert decide_label_rows(np.array([[0.1, 0.1, 0.1, 0.35, 0.2]]), thresholds) == [["forecast"]]
+
+
+def test_a_batch_decides_every_row_as_it_would_alone() -> None:
+    # Few distinct scores: many ties, and rows that share a pattern with others.
+    rows = np.random.default_rng(0).choice([0.1, 0.4, 0.5, 0.8], size=(2_000, len(LABELS)))
+    together = decide_label_rows(rows, THRESHOLDS)
+    assert together == [decide_label_rows(row[None, :], THRESHOLDS)[0] for row in rows]
+    for row, labels in zip(rows, together, strict=True):
+        scores = [row[LABELS.index(label)] for label in labels]
+        assert scores == sorted(scores, reverse=True)
+        if labels != ["other"]:
+            assert min(scores) >= 0.5
+            assert "other" not in labels
+    same = [labels for labels in together if labels == together[0]]
+    same[0].append("changed")  # every row gets a list of its own
+    assert same[1] != same[0]
