@@ -17,6 +17,7 @@ row, nor an unknown character).
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import repeat
@@ -32,6 +33,9 @@ _INNER = "'’-"
 _RUNS = re.compile(rf"[\w{_INNER}]+")
 _SCIKIT_LEARN_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 IntArray = npt.NDArray[np.int64]
+# Words outside the vocabulary whose character n-grams a model keeps between batches: about
+# 190 bytes each, so at most ~10 MB a worker.
+SEEN_WORDS = 50_000
 Occurrences = tuple[IntArray, IntArray]  # (text index, feature index) of each n-gram found
 
 
@@ -340,7 +344,9 @@ class _CharGrams:
     a text's n-grams are its words' n-grams. The words of the model's word vocabulary have
     theirs looked up once, when the model loads (`remember`); the batch's other distinct words
     are searched together, with the characters as codes and the padded words laid end to end,
-    separated by code 0.
+    separated by code 0. Those words are then kept too, up to `SEEN_WORDS` of them (when full,
+    the memory starts over): news repeats its names and places, and searching is the costliest
+    step of a big batch.
     """
 
     def __init__(self, vocabulary: dict[str, int], low: int, high: int) -> None:
@@ -355,6 +361,8 @@ class _CharGrams:
         )
         self.known: dict[str, int] = {}  # word -> its index in the arrays below
         self.known_starts, self.known_lengths, self.known_features = self._search([])
+        self._seen: dict[str, bytes] = {}  # other words met in earlier batches -> n-grams
+        self._seen_lock = threading.Lock()
 
     def remember(self, words: list[str]) -> None:
         """Look up the n-grams of these words now, once, instead of in every batch."""
@@ -375,7 +383,7 @@ class _CharGrams:
             count=len(words.distinct),
         )
         new = np.flatnonzero(slots < 0)
-        new_starts, new_lengths, new_features = self._search([words.distinct[i] for i in new])
+        new_starts, new_lengths, new_features = self._recall([words.distinct[i] for i in new])
         starts = np.zeros(len(slots), dtype=np.int64)
         lengths = np.zeros(len(slots), dtype=np.int64)
         old = slots >= 0
@@ -385,6 +393,33 @@ class _CharGrams:
         lengths[new] = new_lengths
         # Every occurrence of a word contributes all of its n-grams to its text.
         return words.repeat(starts, lengths, np.concatenate([self.known_features, new_features]))
+
+    def _recall(self, words: list[str]) -> tuple[IntArray, IntArray, IntArray]:
+        """`_search`, searching only the words not met in earlier batches."""
+        remembered = list(map(self._seen.get, words))
+        missing = [word for word, grams in zip(words, remembered, strict=True) if grams is None]
+        searched: list[bytes] = []
+        if missing:
+            starts, lengths, features = self._search(missing)
+            # A word's n-grams are kept as the bytes of 32-bit integers: the leanest Python
+            # object, and a batch's are joined in one step.
+            blob = features.astype(np.int32).tobytes()
+            bounds = (4 * starts).tolist(), (4 * (starts + lengths)).tolist()
+            searched = [blob[start:end] for start, end in zip(*bounds, strict=True)]
+            self._keep(dict(zip(missing, searched, strict=True)))
+            if len(missing) == len(words):
+                return starts, lengths, features
+        fill = iter(searched)
+        found = [next(fill) if grams is None else grams for grams in remembered]
+        lengths = np.fromiter(map(len, found), dtype=np.int64, count=len(found)) // 4
+        features = np.frombuffer(b"".join(found), dtype=np.int32).astype(np.int64)
+        return np.cumsum(lengths) - lengths, lengths, features
+
+    def _keep(self, searched: dict[str, bytes]) -> None:
+        with self._seen_lock:
+            if len(self._seen) + len(searched) > SEEN_WORDS:
+                self._seen = {}  # start again rather than track which words are still in use
+            self._seen.update(searched)
 
     def _search(self, words: list[str]) -> tuple[IntArray, IntArray, IntArray]:
         """The n-grams of each word, laid end to end: (starts, lengths, features)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,9 +15,10 @@ from sklearn.base import clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
 
+from service import features
 from service.artifact import load_artifact
 from service.classifier import Classifier
-from service.features import WORD_TOKEN_PATTERN, FastTfidf, _word_tokens
+from service.features import WORD_TOKEN_PATTERN, FastTfidf, _CharGrams, _word_tokens
 from training.corpus import read_corpus
 
 CORPUS = [
@@ -42,6 +44,20 @@ PROBES = [
 ]
 
 
+def _sitrep_vectorizers() -> tuple[TfidfVectorizer, TfidfVectorizer]:
+    return (
+        TfidfVectorizer(
+            ngram_range=(1, 2),
+            token_pattern=WORD_TOKEN_PATTERN,
+            sublinear_tf=True,
+            strip_accents="unicode",
+        ),
+        TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, strip_accents="unicode"
+        ),
+    )
+
+
 def _union(*vectorizers: TfidfVectorizer) -> FeatureUnion:
     union = FeatureUnion([(f"v{number}", v) for number, v in enumerate(vectorizers)])
     return union.fit(CORPUS)
@@ -50,18 +66,7 @@ def _union(*vectorizers: TfidfVectorizer) -> FeatureUnion:
 @pytest.mark.parametrize(
     "vectorizers",
     [
-        # sitrep's own settings: word 1-2 with its token pattern, char_wb 3-5
-        (
-            TfidfVectorizer(
-                ngram_range=(1, 2),
-                token_pattern=WORD_TOKEN_PATTERN,
-                sublinear_tf=True,
-                strip_accents="unicode",
-            ),
-            TfidfVectorizer(
-                analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, strip_accents="unicode"
-            ),
-        ),
+        _sitrep_vectorizers(),  # word 1-2 with its token pattern, char_wb 3-5
         # trigrams, scikit-learn's default token pattern, raw counts, no accent stripping
         (TfidfVectorizer(ngram_range=(1, 3)),),
         (TfidfVectorizer(ngram_range=(2, 3), token_pattern=WORD_TOKEN_PATTERN),),
@@ -86,6 +91,56 @@ def test_unsupported_vectorizers_are_refused() -> None:
     )
     assert FastTfidf.from_union(_union(TfidfVectorizer(stop_words=["the"]))) is None
     assert FastTfidf.from_union(_union(TfidfVectorizer(binary=True))) is None
+
+
+def _dense(fast: FastTfidf, texts: list[str]) -> np.ndarray:
+    found = fast.transform(texts)
+    dense = np.zeros((len(texts), fast.width))
+    np.add.at(dense, (found.rows, found.columns), found.values)
+    return dense
+
+
+def _words_met(fast: FastTfidf) -> int:
+    finders = [getattr(block.find, "__self__", None) for block in fast._blocks]
+    return sum(len(finder._seen) for finder in finders if isinstance(finder, _CharGrams))
+
+
+def test_words_met_before_change_no_answer_and_are_kept_within_a_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The character n-grams of words outside the vocabulary are searched once and then
+    recalled, up to a limit; an answer never depends on which words came before."""
+    monkeypatch.setattr(features, "SEEN_WORDS", 15)
+    union = _union(*_sitrep_vectorizers())
+    fast = FastTfidf.from_union(union)
+    assert fast is not None
+    expected = union.transform(PROBES).toarray()
+    # Alone, then together in two orders (all words met before, then a mix), then again
+    # after the limit has made the memory start over.
+    for batch in ([[probe] for probe in PROBES], [PROBES], [PROBES[::-1]], [PROBES * 3]):
+        for texts in batch:
+            rows = [PROBES.index(text) for text in texts]
+            np.testing.assert_allclose(_dense(fast, texts), expected[rows], rtol=0, atol=1e-12)
+            assert 0 < _words_met(fast) <= 15
+
+
+def test_concurrent_batches_get_the_answers_they_would_get_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Big requests run on threads of their own, all sharing one model's memory of words."""
+    # PROBES hold 28 words outside the vocabulary: batches of a few probes find some words
+    # remembered and some not, and the memory fills and starts over many times.
+    monkeypatch.setattr(features, "SEEN_WORDS", 14)
+    union = _union(*_sitrep_vectorizers())
+    fast = FastTfidf.from_union(union)
+    assert fast is not None
+    pick = np.random.default_rng(0).choice
+    batches = [list(pick(PROBES, size=4)) for _ in range(200)]
+    expected = [union.transform(texts).toarray() for texts in batches]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda texts: _dense(fast, texts), batches))
+    for answer, wanted in zip(answers, expected, strict=True):
+        np.testing.assert_allclose(answer, wanted, rtol=0, atol=1e-12)
 
 
 @given(st.text(alphabet=st.sampled_from("ab1_'’- \t\né\u0301.,"), max_size=40) | st.text())
