@@ -20,8 +20,8 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import repeat
-from typing import Any
+from itertools import chain, islice, repeat
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -33,9 +33,10 @@ _INNER = "'’-"
 _RUNS = re.compile(rf"[\w{_INNER}]+")
 _SCIKIT_LEARN_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 IntArray = npt.NDArray[np.int64]
-# Words outside the vocabulary whose character n-grams a model keeps between batches: about
-# 190 bytes each, so at most ~10 MB a worker.
-SEEN_WORDS = 50_000
+T = TypeVar("T")
+# Words whose n-grams each vectorizer of a model keeps between batches (`_Memory`). Measured with
+# both vectorizers' memories nearly full (35,000 and 45,000 words): 13 MB more at peak.
+SEEN_WORDS = 30_000
 Occurrences = tuple[IntArray, IntArray]  # (text index, feature index) of each n-gram found
 
 
@@ -205,6 +206,42 @@ class _Words:
         return np.repeat(self.texts, counts), items[np.repeat(starts[self.ids], counts) + within]
 
 
+class _Memory(Generic[T]):
+    """What a model worked out for words in earlier batches, kept for the batches to come.
+
+    News repeats its names, places and punctuation, and a word's n-grams are a pure function of
+    the word, so recalling them changes no answer. At most `SEEN_WORDS` words are kept; when
+    full, the memory starts over rather than track which words are still in use. Batches run on
+    several threads at once: lookups read whichever dictionary is current, and changes are made
+    under a lock."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, T] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def recall(self, words: list[str]) -> list[T | None]:
+        return list(map(self._items.get, words))
+
+    def keep(self, items: dict[str, T]) -> None:
+        with self._lock:
+            if len(self._items) + len(items) > SEEN_WORDS:
+                self._items = {}
+            self._items.update(islice(items.items(), SEEN_WORDS))
+
+    def complete(self, words: list[str], work_out: Callable[[list[str]], list[T]]) -> list[T]:
+        """Every word's item, working out (and keeping) only those of words not met before."""
+        remembered = self.recall(words)
+        missing = [word for word, item in zip(words, remembered, strict=True) if item is None]
+        worked_out = work_out(missing) if missing else []
+        if missing:
+            self.keep(dict(zip(missing, worked_out, strict=True)))
+        fill = iter(worked_out)
+        return [next(fill) if item is None else item for item in remembered]
+
+
 class _PackedGrams:
     """Finds n-grams of symbols by packing each window of n symbol codes into one integer.
 
@@ -298,6 +335,7 @@ class _WordGrams:
         grams = [gram.split(" ") for gram in vocabulary]
         tokens = sorted({token for gram in grams for token in gram})
         self.codes = {token: code for code, token in enumerate(tokens, start=1)}
+        self.met: _Memory[tuple[int, ...]] = _Memory()  # words' token codes
         self.grams = _PackedGrams(
             [[self.codes[token] for token in gram] for gram in grams],
             np.fromiter(vocabulary.values(), dtype=np.int64),
@@ -316,25 +354,23 @@ class _WordGrams:
 
     def find(self, words: _Words) -> Occurrences:
         # The token codes of each distinct word, then of every word in text order.
-        codes: list[int] = []
-        lengths = []
-        code, tokenize, whole = self.codes.get, self.tokenize, self.sitrep_pattern
-        for word in words.distinct:
-            if whole and word.isalnum():
-                codes.append(code(word, 0))
-                lengths.append(1)
-            else:
-                tokens = tokenize(word)
-                codes += map(code, tokens, repeat(0))
-                lengths.append(len(tokens))
-        per_word = np.array(lengths, dtype=np.int64)
-        token_texts, token_codes = words.repeat(
-            np.cumsum(per_word) - per_word, per_word, np.array(codes, dtype=np.int64)
-        )
+        coded = self.met.complete(words.distinct, self._code_each)
+        per_word = np.fromiter(map(len, coded), dtype=np.int64, count=len(coded))
+        codes = np.fromiter(chain.from_iterable(coded), dtype=np.int64, count=int(per_word.sum()))
+        token_texts, token_codes = words.repeat(np.cumsum(per_word) - per_word, per_word, codes)
         # A 0 where a text ends, so that no n-gram crosses into the next text.
         ends = np.flatnonzero(token_texts[1:] != token_texts[:-1]) + 1
         positions, features = self.grams.find(np.insert(token_codes, ends, 0))
         return np.insert(token_texts, ends, -1)[positions], features
+
+    def _code_each(self, words: list[str]) -> list[tuple[int, ...]]:
+        code, tokenize, whole = self.codes.get, self.tokenize, self.sitrep_pattern
+        return [
+            (code(word, 0),)
+            if whole and word.isalnum()
+            else tuple(map(code, tokenize(word), repeat(0)))
+            for word in words
+        ]
 
 
 class _CharGrams:
@@ -344,9 +380,8 @@ class _CharGrams:
     a text's n-grams are its words' n-grams. The words of the model's word vocabulary have
     theirs looked up once, when the model loads (`remember`); the batch's other distinct words
     are searched together, with the characters as codes and the padded words laid end to end,
-    separated by code 0. Those words are then kept too, up to `SEEN_WORDS` of them (when full,
-    the memory starts over): news repeats its names and places, and searching is the costliest
-    step of a big batch.
+    separated by code 0, and kept for later batches (`_Memory`): searching is the costliest step
+    of a big batch.
     """
 
     def __init__(self, vocabulary: dict[str, int], low: int, high: int) -> None:
@@ -361,8 +396,7 @@ class _CharGrams:
         )
         self.known: dict[str, int] = {}  # word -> its index in the arrays below
         self.known_starts, self.known_lengths, self.known_features = self._search([])
-        self._seen: dict[str, bytes] = {}  # other words met in earlier batches -> n-grams
-        self._seen_lock = threading.Lock()
+        self.met: _Memory[bytes] = _Memory()  # other words' n-grams, as bytes of int32
 
     def remember(self, words: list[str]) -> None:
         """Look up the n-grams of these words now, once, instead of in every batch."""
@@ -396,30 +430,18 @@ class _CharGrams:
 
     def _recall(self, words: list[str]) -> tuple[IntArray, IntArray, IntArray]:
         """`_search`, searching only the words not met in earlier batches."""
-        remembered = list(map(self._seen.get, words))
-        missing = [word for word, grams in zip(words, remembered, strict=True) if grams is None]
-        searched: list[bytes] = []
-        if missing:
-            starts, lengths, features = self._search(missing)
-            # A word's n-grams are kept as the bytes of 32-bit integers: the leanest Python
-            # object, and a batch's are joined in one step.
-            blob = features.astype(np.int32).tobytes()
-            bounds = (4 * starts).tolist(), (4 * (starts + lengths)).tolist()
-            searched = [blob[start:end] for start, end in zip(*bounds, strict=True)]
-            self._keep(dict(zip(missing, searched, strict=True)))
-            if len(missing) == len(words):
-                return starts, lengths, features
-        fill = iter(searched)
-        found = [next(fill) if grams is None else grams for grams in remembered]
+        found = self.met.complete(words, self._search_each)
         lengths = np.fromiter(map(len, found), dtype=np.int64, count=len(found)) // 4
         features = np.frombuffer(b"".join(found), dtype=np.int32).astype(np.int64)
         return np.cumsum(lengths) - lengths, lengths, features
 
-    def _keep(self, searched: dict[str, bytes]) -> None:
-        with self._seen_lock:
-            if len(self._seen) + len(searched) > SEEN_WORDS:
-                self._seen = {}  # start again rather than track which words are still in use
-            self._seen.update(searched)
+    def _search_each(self, words: list[str]) -> list[bytes]:
+        """Each word's n-grams as the bytes of 32-bit integers: the leanest Python object to
+        keep, and a batch's are joined in one step."""
+        starts, lengths, features = self._search(words)
+        blob = features.astype(np.int32).tobytes()
+        ends = (4 * (starts + lengths)).tolist()
+        return [blob[start:end] for start, end in zip((4 * starts).tolist(), ends, strict=True)]
 
     def _search(self, words: list[str]) -> tuple[IntArray, IntArray, IntArray]:
         """The n-grams of each word, laid end to end: (starts, lengths, features)."""

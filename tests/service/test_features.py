@@ -18,7 +18,13 @@ from sklearn.pipeline import FeatureUnion
 from service import features
 from service.artifact import load_artifact
 from service.classifier import Classifier
-from service.features import WORD_TOKEN_PATTERN, FastTfidf, _CharGrams, _word_tokens
+from service.features import (
+    WORD_TOKEN_PATTERN,
+    FastTfidf,
+    _CharGrams,
+    _word_tokens,
+    _WordGrams,
+)
 from training.corpus import read_corpus
 
 CORPUS = [
@@ -100,16 +106,17 @@ def _dense(fast: FastTfidf, texts: list[str]) -> np.ndarray:
     return dense
 
 
-def _words_met(fast: FastTfidf) -> int:
+def _words_met(fast: FastTfidf) -> list[int]:
+    """How many words each vectorizer of `fast` remembers."""
     finders = [getattr(block.find, "__self__", None) for block in fast._blocks]
-    return sum(len(finder._seen) for finder in finders if isinstance(finder, _CharGrams))
+    return [len(finder.met) for finder in finders if isinstance(finder, _CharGrams | _WordGrams)]
 
 
 def test_words_met_before_change_no_answer_and_are_kept_within_a_limit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The character n-grams of words outside the vocabulary are searched once and then
-    recalled, up to a limit; an answer never depends on which words came before."""
+    """Each word's n-grams are worked out once and then recalled, up to a limit of words; an
+    answer never depends on which words came before."""
     monkeypatch.setattr(features, "SEEN_WORDS", 15)
     union = _union(*_sitrep_vectorizers())
     fast = FastTfidf.from_union(union)
@@ -121,7 +128,8 @@ def test_words_met_before_change_no_answer_and_are_kept_within_a_limit(
         for texts in batch:
             rows = [PROBES.index(text) for text in texts]
             np.testing.assert_allclose(_dense(fast, texts), expected[rows], rtol=0, atol=1e-12)
-            assert 0 < _words_met(fast) <= 15
+            assert all(0 < size <= 15 for size in _words_met(fast))
+    assert len(_words_met(fast)) == 2
 
 
 def test_concurrent_batches_get_the_answers_they_would_get_alone(
