@@ -210,25 +210,27 @@ class _Memory(Generic[T]):
     """What a model worked out for words in earlier batches, kept for the batches to come.
 
     News repeats its names, places and punctuation, and a word's n-grams are a pure function of
-    the word, so recalling them changes no answer. At most `SEEN_WORDS` words are kept; when
-    full, the memory starts over rather than track which words are still in use. Batches run on
-    several threads at once: lookups read whichever dictionary is current, and changes are made
-    under a lock."""
+    the word, so recalling them changes no answer. Besides its `lasting` words (worked out when
+    the model loads), the memory keeps at most `SEEN_WORDS` words; when full, it starts over
+    rather than track which words are still in use. Batches run on several threads at once:
+    lookups read whichever dictionary is current, and changes are made under a lock."""
 
-    def __init__(self) -> None:
-        self._items: dict[str, T] = {}
+    def __init__(self, lasting: dict[str, T] | None = None) -> None:
+        self._lasting = lasting or {}
+        self._items = dict(self._lasting)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._items)
+        """How many words met in batches are kept."""
+        return len(self._items) - len(self._lasting)
 
     def recall(self, words: list[str]) -> list[T | None]:
         return list(map(self._items.get, words))
 
     def keep(self, items: dict[str, T]) -> None:
         with self._lock:
-            if len(self._items) + len(items) > SEEN_WORDS:
-                self._items = {}
+            if len(self) + len(items) > SEEN_WORDS:
+                self._items = dict(self._lasting)
             self._items.update(islice(items.items(), SEEN_WORDS))
 
     def complete(self, words: list[str], work_out: Callable[[list[str]], list[T]]) -> list[T]:
@@ -394,14 +396,11 @@ class _CharGrams:
             low,
             high,
         )
-        self.known: dict[str, int] = {}  # word -> its index in the arrays below
-        self.known_starts, self.known_lengths, self.known_features = self._search([])
-        self.met: _Memory[bytes] = _Memory()  # other words' n-grams, as bytes of int32
+        self.met: _Memory[bytes] = _Memory()  # words' n-grams, as bytes of int32
 
     def remember(self, words: list[str]) -> None:
-        """Look up the n-grams of these words now, once, instead of in every batch."""
-        self.known = dict(zip(words, range(len(words)), strict=True))
-        self.known_starts, self.known_lengths, self.known_features = self._search(words)
+        """Look up the n-grams of these words now, once, and keep them for good."""
+        self.met = _Memory(dict(zip(words, self._search_each(words), strict=True)))
 
     @classmethod
     def fits(cls, vocabulary: dict[str, int]) -> bool:
@@ -410,30 +409,12 @@ class _CharGrams:
         return _PackedGrams.fits(len(alphabet), longest)
 
     def find(self, words: _Words) -> Occurrences:
-        # Where each distinct word's n-grams are: among the known words' or the new words'.
-        slots = np.fromiter(
-            map(self.known.get, words.distinct, repeat(-1)),
-            dtype=np.int64,
-            count=len(words.distinct),
-        )
-        new = np.flatnonzero(slots < 0)
-        new_starts, new_lengths, new_features = self._recall([words.distinct[i] for i in new])
-        starts = np.zeros(len(slots), dtype=np.int64)
-        lengths = np.zeros(len(slots), dtype=np.int64)
-        old = slots >= 0
-        starts[old] = self.known_starts[slots[old]]
-        lengths[old] = self.known_lengths[slots[old]]
-        starts[new] = new_starts + len(self.known_features)
-        lengths[new] = new_lengths
-        # Every occurrence of a word contributes all of its n-grams to its text.
-        return words.repeat(starts, lengths, np.concatenate([self.known_features, new_features]))
-
-    def _recall(self, words: list[str]) -> tuple[IntArray, IntArray, IntArray]:
-        """`_search`, searching only the words not met in earlier batches."""
-        found = self.met.complete(words, self._search_each)
+        # Each distinct word's n-grams, laid end to end.
+        found = self.met.complete(words.distinct, self._search_each)
         lengths = np.fromiter(map(len, found), dtype=np.int64, count=len(found)) // 4
         features = np.frombuffer(b"".join(found), dtype=np.int32).astype(np.int64)
-        return np.cumsum(lengths) - lengths, lengths, features
+        # Every occurrence of a word contributes all of its n-grams to its text.
+        return words.repeat(np.cumsum(lengths) - lengths, lengths, features)
 
     def _search_each(self, words: list[str]) -> list[bytes]:
         """Each word's n-grams as the bytes of 32-bit integers: the leanest Python object to
