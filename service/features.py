@@ -337,7 +337,12 @@ class _WordGrams:
         grams = [gram.split(" ") for gram in vocabulary]
         tokens = sorted({token for gram in grams for token in gram})
         self.codes = {token: code for code, token in enumerate(tokens, start=1)}
-        self.met: _Memory[tuple[int, ...]] = _Memory()  # words' token codes
+        # Words' token codes; with sitrep's pattern, the vocabulary's plain words are known now.
+        self.met: _Memory[tuple[int, ...]] = _Memory(
+            {token: (code,) for token, code in self.codes.items() if token.isalnum()}
+            if sitrep_pattern
+            else None
+        )
         self.grams = _PackedGrams(
             [[self.codes[token] for token in gram] for gram in grams],
             np.fromiter(vocabulary.values(), dtype=np.int64),
