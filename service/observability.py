@@ -49,6 +49,9 @@ MODEL_INFO = Gauge(
 RELOADS = Counter("sitrep_model_reloads_total", "Model reload attempts by outcome", ["outcome"])
 
 
+FEW_VALUES = 6  # measured: 1 value 3 us one by one, 15 us at once; 16 values 36 against 17 us
+
+
 def observe_many(histogram: Histogram, values: list[float]) -> None:
     """`histogram.observe(value)` for every value, with one update a bucket, not one a value.
 
@@ -56,6 +59,10 @@ def observe_many(histogram: Histogram, values: list[float]) -> None:
     prometheus_client has no public way to observe many values at once, so this adds to the
     counters `observe` adds to (`_buckets`, `_sum`, alike in single- and multi-process mode);
     a test holds the exposed metrics equal to observing the values one by one."""
+    if len(values) < FEW_VALUES:  # one by one is cheaper than the array set-up
+        for value in values:
+            histogram.observe(value)
+        return
     bounds = histogram._upper_bounds  # ascending, ending with +Inf
     # observe() counts a value in the first bucket whose bound is at least the value.
     slots = np.searchsorted(bounds, np.asarray(values, dtype=np.float64), side="left")

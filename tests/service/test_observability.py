@@ -30,18 +30,19 @@ def _histogram(registry: CollectorRegistry) -> Histogram:
     return Histogram("confidence", "test", buckets=BUCKETS, registry=registry)
 
 
-def test_observe_many_exposes_what_observing_one_by_one_does() -> None:
+@pytest.mark.parametrize("values", [VALUES, VALUES[:3], []], ids=["many", "few", "none"])
+def test_observe_many_exposes_what_observing_one_by_one_does(values: list[float]) -> None:
     one_by_one, at_once = CollectorRegistry(), CollectorRegistry()
     histogram = _histogram(one_by_one)
-    for value in VALUES:
+    for value in values:
         histogram.observe(value)
-    observe_many(_histogram(at_once), VALUES)
-    observe_many(_histogram(CollectorRegistry()), [])  # nothing to add is fine
+    observe_many(_histogram(at_once), values)
     expected, found = _samples(one_by_one), _samples(at_once)
     assert found.keys() == expected.keys()
     for name, value in expected.items():
         assert found[name] == pytest.approx(value, rel=1e-12), name
-    assert found["confidence_bucket[('le', '0.5')]"] == 6  # cumulative, as exposed
+    cumulative = found["confidence_bucket[('le', '0.5')]"]  # buckets are exposed cumulative
+    assert cumulative == sum(value <= 0.5 for value in values)
 
 
 def test_observe_many_adds_up_across_worker_processes(tmp_path: Path) -> None:
