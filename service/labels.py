@@ -33,16 +33,7 @@ def decide_label_rows(
     passing = rows >= np.array([thresholds[label] for label in LABELS])
     # Highest first; equal scores keep the order of LABELS.
     ranking = np.argsort(-rows, axis=1, kind="stable")
-    # A row's labels follow from its ranking and which labels pass: a batch of a thousand rows
-    # holds a few dozen such patterns, so each is decided once. Digits of the pattern's number:
-    # the ranked columns in base len(LABELS), then one bit a label.
-    size = len(LABELS)
-    digits = np.concatenate([ranking, passing], axis=1)
-    bases = np.concatenate([np.full(size, size), np.full(size, 2)])
-    places = np.cumprod(np.concatenate([[1], bases[:-1]]))
-    _, first_rows, inverse = np.unique(digits @ places, return_index=True, return_inverse=True)
-    decided = [_decide(ranking[row].tolist(), passing[row].tolist()) for row in first_rows.tolist()]
-    return [list(decided[pattern]) for pattern in inverse.tolist()]
+    return [_decide(*row) for row in zip(ranking.tolist(), passing.tolist(), strict=True)]
 
 
 def _decide(ranked: list[int], passes: list[bool]) -> list[str]:
