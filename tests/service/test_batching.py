@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from functools import cache
 from pathlib import Path
 
@@ -65,6 +67,43 @@ def test_a_batch_never_mixes_two_models(small_model_dir: Path) -> None:
     from_first, from_second = asyncio.run(run())
     np.testing.assert_allclose(from_first, first.probabilities(TEXTS[:1]))
     assert (from_second == 0.5).all()
+
+
+def test_big_requests_run_at_most_two_at_a_time_and_all_get_answers(
+    small_model_dir: Path,
+) -> None:
+    """Eight big requests at once would hold eight batches' memory for no gain in speed."""
+    classifier = Classifier(load_artifact(small_model_dir))
+    running, most = 0, 0
+    lock = threading.Lock()
+    plain = classifier.probabilities
+
+    def counted(texts: list[str]) -> np.ndarray:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)  # long enough for the others to try to start
+        with lock:
+            running -= 1
+        return plain(texts)
+
+    classifier.probabilities = counted  # type: ignore[method-assign]
+
+    async def run() -> list[np.ndarray]:
+        batcher = MicroBatcher(max_sentences=4, wait_seconds=0.001)
+        batcher.start()
+        try:
+            return await asyncio.gather(
+                *(batcher.probabilities(classifier, TEXTS[i : i + 8]) for i in range(8))
+            )
+        finally:
+            await batcher.stop()
+
+    results = asyncio.run(run())
+    assert most == 2
+    for start, rows in enumerate(results):
+        np.testing.assert_allclose(rows, plain(TEXTS[start : start + 8]), rtol=0, atol=1e-12)
 
 
 @given(st.lists(st.text(max_size=120), min_size=1, max_size=8))
