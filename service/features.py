@@ -7,11 +7,13 @@ What it saves: input validation and sparse-matrix construction on every call, an
 cost of character n-grams, which scikit-learn builds one word at a time in a Python loop.
 
 Character n-grams are found with array arithmetic instead: every character the vocabulary uses
-gets a small code (0 for any other character), the padded words of the whole batch are laid end
-to end, and each window of n codes packs into one integer that is looked up among the packed
-vocabulary n-grams. Words are separated by two spaces and texts by a code-0 character, so no
-window that crosses a word or a text can match (vocabulary n-grams never hold two spaces in a
-row, nor an unknown character).
+gets a small code (0 for any other character), the batch's distinct words, each padded with a
+space, are laid end to end with a code-0 character between them, and each window of n codes
+packs into one integer that is looked up among the packed vocabulary n-grams. No window that
+crosses two words can match: vocabulary n-grams never hold an unknown character.
+
+The work is done once per distinct word, and each model remembers what it worked out for the
+words of earlier batches (`_Memory`): news repeats its words, so a batch mostly recalls them.
 """
 
 from __future__ import annotations
