@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from service import __version__
 from service.allocator import keep_freed_memory
 from service.batching import MicroBatcher
+from service.collector import collect_less_often
 from service.config import Settings
 from service.encoder import set_thread_count
 from service.errors import install_error_handlers
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         set_thread_count(settings.encoder_threads)  # before the first accurate model loads
         keep_freed_memory()  # in every worker: big batches reuse memory instead of faulting
+        collect_less_often()  # a worker serves until it exits: nothing to restore
         store = ModelStore(settings.resolved_model_dir(), settings.runtime_dir)
         await asyncio.to_thread(store.load_initial, settings.model_version)
         batcher = MicroBatcher(
