@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain, islice, repeat
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -226,24 +226,22 @@ class _Memory(Generic[T]):
         """How many words met in batches are kept."""
         return len(self._items) - len(self._lasting)
 
-    def recall(self, words: list[str]) -> list[T | None]:
-        return list(map(self._items.get, words))
+    def complete(self, words: list[str], work_out: Callable[[list[str]], list[T]]) -> list[T]:
+        """Every word's item, working out (and keeping) only those of words not met before."""
+        remembered = list(map(self._items.get, words))
+        missing = [word for word, item in zip(words, remembered, strict=True) if item is None]
+        if not missing:
+            return cast(list[T], remembered)
+        worked_out = work_out(missing)
+        self._keep(dict(zip(missing, worked_out, strict=True)))
+        fill = iter(worked_out)
+        return [next(fill) if item is None else item for item in remembered]
 
-    def keep(self, items: dict[str, T]) -> None:
+    def _keep(self, items: dict[str, T]) -> None:
         with self._lock:
             if len(self) + len(items) > SEEN_WORDS:
                 self._items = dict(self._lasting)
             self._items.update(islice(items.items(), SEEN_WORDS))
-
-    def complete(self, words: list[str], work_out: Callable[[list[str]], list[T]]) -> list[T]:
-        """Every word's item, working out (and keeping) only those of words not met before."""
-        remembered = self.recall(words)
-        missing = [word for word, item in zip(words, remembered, strict=True) if item is None]
-        worked_out = work_out(missing) if missing else []
-        if missing:
-            self.keep(dict(zip(missing, worked_out, strict=True)))
-        fill = iter(worked_out)
-        return [next(fill) if item is None else item for item in remembered]
 
 
 class _PackedGrams:
