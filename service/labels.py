@@ -33,11 +33,11 @@ def decide_label_rows(
     passing = rows >= np.array([thresholds[label] for label in LABELS])
     # Highest first; equal scores keep the order of LABELS.
     ranking = np.argsort(-rows, axis=1, kind="stable")
-    return [_decide(*row) for row in zip(ranking.tolist(), passing.tolist(), strict=True)]
-
-
-def _decide(ranked: list[int], passes: list[bool]) -> list[str]:
-    labels = [LABELS[column] for column in ranked if passes[column]]
-    if not labels or labels[0] == OTHER:
-        return [OTHER]
-    return [label for label in labels if label != OTHER]
+    decided = []
+    for ranked, passes in zip(ranking.tolist(), passing.tolist(), strict=True):
+        labels = [LABELS[column] for column in ranked if passes[column]]
+        if not labels or labels[0] == OTHER:
+            decided.append([OTHER])
+        else:
+            decided.append([label for label in labels if label != OTHER])
+    return decided
