@@ -173,28 +173,27 @@ def bulk(port: int, bodies: Path, seconds: int) -> tuple[float, float]:
     Timed in Python for both (wrk cannot tell a first pass from the rest) with the standard
     library's lean client, sending prepared bytes and reading each answer without parsing it."""
     payloads = bodies.read_bytes().splitlines()
-    first: list[float] = []
-    again: list[float] = []
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    deadline = None
+
+    def seconds_to_answer(payload: bytes) -> float:
+        start = time.perf_counter()
+        connection.request(
+            "POST", "/v1/classify", body=payload, headers={"Content-Type": "application/json"}
+        )
+        answer = connection.getresponse()
+        answer.read()
+        if answer.status != 200:
+            raise RuntimeError(f"a 1,000-sentence request got {answer.status}")
+        return time.perf_counter() - start
+
     try:
-        for count in itertools.count():
-            if deadline is not None and time.monotonic() > deadline:
+        first = [seconds_to_answer(payload) for payload in payloads]
+        again = []
+        deadline = time.monotonic() + seconds
+        for payload in itertools.cycle(payloads):
+            again.append(seconds_to_answer(payload))
+            if time.monotonic() > deadline:
                 break
-            start = time.perf_counter()
-            connection.request(
-                "POST",
-                "/v1/classify",
-                body=payloads[count % len(payloads)],
-                headers={"Content-Type": "application/json"},
-            )
-            answer = connection.getresponse()
-            answer.read()
-            (first if count < len(payloads) else again).append(time.perf_counter() - start)
-            if answer.status != 200:
-                raise RuntimeError(f"a 1,000-sentence request got {answer.status}")
-            if count == len(payloads) - 1:
-                deadline = time.monotonic() + seconds
     finally:
         connection.close()
     return statistics.median(first) * 1000, statistics.median(again) * 1000
