@@ -1,4 +1,5 @@
-"""Typed dependencies shared by the routes.
+"""Typed dependencies shared by the routes, and `serving` for the classification routes, which
+take what they need from the app's state themselves (see `service.body.DirectRoute`).
 
 Every dependency is `async def`: FastAPI runs a plain `def` dependency in a thread pool, and
 four thread hops a request cost more than the whole prediction of one sentence.
@@ -6,8 +7,7 @@ four thread hops a request cost more than the whole prediction of one sentence.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from fastapi import Depends, Request
 
@@ -30,39 +30,34 @@ async def get_store(request: Request) -> ModelStore:
     return store
 
 
-async def get_batcher(request: Request) -> MicroBatcher:
-    batcher: MicroBatcher = request.app.state.batcher
-    return batcher
-
-
 async def get_classifier(request: Request) -> Classifier:
+    return current_classifier(request)
+
+
+def current_classifier(request: Request) -> Classifier:
     """The classifier this request will use from start to finish, even if a reload swaps it."""
-    classifier = (await get_store(request)).current
+    classifier: Classifier | None = request.app.state.store.current
     if classifier is None:
         raise ModelNotReady("no verified model is loaded yet; see /readyz and the service log")
     request.state.model_version = classifier.version
     return classifier
 
 
-@dataclass(frozen=True)
-class Serving:
-    """What a classification request needs, resolved once: each dependency FastAPI resolves
-    costs per request, and these three always come together."""
+class Serving(NamedTuple):
+    """What a classification request needs; the three always come together."""
 
     settings: Settings
     classifier: Classifier
     batcher: MicroBatcher
 
 
-async def get_serving(request: Request) -> Serving:
-    return Serving(
-        await get_settings(request), await get_classifier(request), await get_batcher(request)
-    )
+def serving(request: Request) -> Serving:
+    state = request.app.state
+    return Serving(state.settings, current_classifier(request), state.batcher)
 
 
 StoreDep = Annotated[ModelStore, Depends(get_store)]
 ClassifierDep = Annotated[Classifier, Depends(get_classifier)]
-ServingDep = Annotated[Serving, Depends(get_serving)]
 
 
 @guard

@@ -10,9 +10,9 @@ import numpy.typing as npt
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
-from service.body import JSONBodyRoute
+from service.body import DirectRoute
 from service.classifier import Classifier
-from service.dependencies import ServingDep, user_key
+from service.dependencies import serving, user_key
 from service.labels import LABELS
 from service.observability import CONFIDENCE, SENTENCES, observe_many
 from service.routes import PROBLEMS
@@ -27,34 +27,26 @@ from service.schemas import (
 from service.sentences import split_sentences
 
 router = APIRouter(
-    prefix="/v1", tags=["classify"], route_class=JSONBodyRoute, dependencies=[Depends(user_key)]
+    prefix="/v1", tags=["classify"], route_class=DirectRoute, dependencies=[Depends(user_key)]
 )
 
 
 @router.post("/classify", response_model=ClassifyResponse, responses=PROBLEMS)
-async def classify(
-    body: ClassifyRequest,
-    request: Request,
-    serving: ServingDep,
-) -> Response:
+async def classify(body: ClassifyRequest, request: Request) -> Response:
     """Label each sentence; results keep the request's order."""
-    settings, classifier = serving.settings, serving.classifier
+    settings, classifier, batcher = serving(request)
     enforce_classify_limits(body, settings)
     _note(request, body.sentences, settings.log_sentences)
-    rows = await serving.batcher.probabilities(classifier, body.sentences)
+    rows = await batcher.probabilities(classifier, body.sentences)
     results = sentence_results(classifier, body.sentences, rows, explain=body.explain)
     _count(results)
     return _json({"model": model_ref(classifier), "results": results})
 
 
 @router.post("/classify/document", response_model=DocumentResponse, responses=PROBLEMS)
-async def classify_document(
-    body: DocumentRequest,
-    request: Request,
-    serving: ServingDep,
-) -> Response:
+async def classify_document(body: DocumentRequest, request: Request) -> Response:
     """Split a document into sentences and label each, with character offsets."""
-    settings, classifier, batcher = serving.settings, serving.classifier, serving.batcher
+    settings, classifier, batcher = serving(request)
     enforce_document_limits(body, settings)
     spans = split_sentences(body.text)
     texts = [span.text for span in spans]
