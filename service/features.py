@@ -32,6 +32,9 @@ import numpy.typing as npt
 # hyphens inside ("al-Bashir", "don't"); single characters count too.
 WORD_TOKEN_PATTERN = r"(?u)\b\w[\w'’-]*\w\b|\b\w\b"
 _INNER = "'’-"
+# Characters that are never part of a word token (none is a word character), though apostrophes
+# and hyphens may join two parts of one.
+_PUNCTUATION = "\"'’‘“”«».,;:!?()[]{}…—–-/"
 _RUNS = re.compile(rf"[\w{_INNER}]+")
 _SCIKIT_LEARN_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 IntArray = npt.NDArray[np.int64]
@@ -371,13 +374,21 @@ class _WordGrams:
         return np.insert(token_texts, ends, -1)[positions], features
 
     def _code_each(self, words: list[str]) -> list[tuple[int, ...]]:
-        code, tokenize, whole = self.codes.get, self.tokenize, self.sitrep_pattern
-        return [
-            (code(word, 0),)
-            if whole and word.isalnum()
-            else tuple(map(code, tokenize(word), repeat(0)))
-            for word in words
-        ]
+        code, tokenize = self.codes.get, self.tokenize
+        if not self.sitrep_pattern:
+            return [tuple(map(code, tokenize(word), repeat(0))) for word in words]
+        # Most words a model has not met are plain words in punctuation ("Kharkiv,", "(AP)"):
+        # with the punctuation stripped, such a word is one token, itself, or none at all.
+        coded: list[tuple[int, ...]] = []
+        for word in words:
+            core = word.strip(_PUNCTUATION)
+            if core.isalnum():
+                coded.append((code(core, 0),))
+            elif not core:
+                coded.append(())
+            else:
+                coded.append(tuple(map(code, tokenize(word), repeat(0))))
+        return coded
 
 
 class _CharGrams:

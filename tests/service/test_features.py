@@ -157,6 +157,22 @@ def test_word_tokens_equal_the_token_pattern(text: str) -> None:
     assert _word_tokens(text) == re.findall(WORD_TOKEN_PATTERN, text)
 
 
+WORDS = st.text(alphabet=st.sampled_from("ab1_'’-.,()“”—#é\u0301"), min_size=1, max_size=8)
+
+
+@given(st.lists(WORDS, max_size=20))
+@settings(max_examples=300)
+def test_words_get_the_codes_of_their_tokens(words: list[str]) -> None:
+    """Words in punctuation take a short cut to their tokens; it must lead to the same ones."""
+    vocabulary = {gram: index for index, gram in enumerate(["a", "b", "ab", "a-b", "1", "a b"])}
+    grams = _WordGrams(True, _word_tokens, vocabulary, 1, 2)
+    expected = [
+        tuple(grams.codes.get(token, 0) for token in re.findall(WORD_TOKEN_PATTERN, word))
+        for word in words
+    ]
+    assert grams._code_each(words) == expected
+
+
 def test_classifier_falls_back_to_scikit_learn_exactly(
     small_model_dir: Path, small_data: tuple[Path, Path]
 ) -> None:
