@@ -2,9 +2,12 @@
 
 Single-sentence requests are the common case, and most of a prediction's cost is per call, not
 per sentence. The batcher gathers what arrives within a short window (or until a batch is
-full), runs one prediction in a worker thread, and hands each caller its own rows. Each caller
-names the classifier it started with, so a model swap never changes an answer in flight: a batch
-only ever mixes requests for the same classifier.
+full), runs one prediction in a worker thread, and hands each caller its own rows. It waits
+only while requests come together: after a batch of one request, the next batch takes what is
+queued and goes, so a caller sending one request at a time is not kept waiting for company.
+
+Each caller names the classifier it started with, so a model swap never changes an answer in
+flight: a batch only ever mixes requests for the same classifier.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class MicroBatcher:
         self._big_batches = asyncio.Semaphore(max_big_batches)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._last_batch_requests = 0
 
     def start(self) -> None:
         if self._task is None:
@@ -69,7 +73,8 @@ class MicroBatcher:
             first = await self._queue.get()
             batch = [first]
             size = len(first.texts)
-            deadline = asyncio.get_running_loop().time() + self.wait_seconds
+            wait = self.wait_seconds if self._last_batch_requests > 1 else 0.0
+            deadline = asyncio.get_running_loop().time() + wait
             while size < self.max_sentences:
                 try:
                     if self._queue.empty():
@@ -83,6 +88,7 @@ class MicroBatcher:
                     break
                 batch.append(item)
                 size += len(item.texts)
+            self._last_batch_requests = len(batch)
             for group in _by_classifier(batch):
                 await self._predict(group)
 

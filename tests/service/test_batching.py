@@ -69,6 +69,44 @@ def test_a_batch_never_mixes_two_models(small_model_dir: Path) -> None:
     assert (from_second == 0.5).all()
 
 
+def test_the_batcher_waits_for_company_only_while_requests_come_together(
+    small_model_dir: Path,
+) -> None:
+    """A caller sending one request at a time never waits out the window; after a shared batch,
+    the next request waits for others to join it."""
+    classifier = Classifier(load_artifact(small_model_dir))
+    batches: list[int] = []
+    plain = classifier.probabilities
+
+    def recorded(texts: list[str]) -> np.ndarray:
+        batches.append(len(texts))
+        return plain(texts)
+
+    classifier.probabilities = recorded  # type: ignore[method-assign]
+
+    async def run() -> None:
+        # A window of a minute: any wait would time out the calls below.
+        batcher = MicroBatcher(max_sentences=2, wait_seconds=60)
+        batcher.start()
+        try:
+            for text in TEXTS[:3]:  # one at a time
+                await asyncio.wait_for(batcher.probabilities(classifier, [text]), 10)
+            await asyncio.wait_for(
+                asyncio.gather(*(batcher.probabilities(classifier, [t]) for t in TEXTS[:2])), 10
+            )
+            # The last batch was shared: this one waits for a second request to fill it.
+            alone = asyncio.ensure_future(batcher.probabilities(classifier, TEXTS[:1]))
+            await asyncio.sleep(0.2)
+            assert not alone.done()
+            await asyncio.wait_for(batcher.probabilities(classifier, TEXTS[1:2]), 10)
+            await alone
+        finally:
+            await batcher.stop()
+
+    asyncio.run(run())
+    assert batches == [1, 1, 1, 2, 2]
+
+
 def test_big_requests_run_at_most_two_at_a_time_and_all_get_answers(
     small_model_dir: Path,
 ) -> None:
