@@ -52,6 +52,7 @@ class Serving(NamedTuple):
 
 
 def serving(request: Request) -> Serving:
+    """Settings, classifier and batcher for a classification request; 503 with no model."""
     state = request.app.state
     return Serving(state.settings, current_classifier(request), state.batcher)
 
