@@ -44,6 +44,10 @@ def test_missing_model_keeps_the_service_up_but_unready(
     response = client.post("/v1/classify", json={"sentences": ["Talks resumed."]})
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
+    document = client.post("/v1/classify/document", json={"text": "Talks resumed."})
+    assert document.status_code == 503
+    # A body that could never be classified is told so even before a model is ready.
+    assert client.post("/v1/classify", json={"sentences": []}).status_code == 422
 
 
 def test_tampered_model_is_refused_at_start(
