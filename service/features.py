@@ -32,9 +32,9 @@ import numpy.typing as npt
 # hyphens inside ("al-Bashir", "don't"); single characters count too.
 WORD_TOKEN_PATTERN = r"(?u)\b\w[\w'’-]*\w\b|\b\w\b"
 _INNER = "'’-"
-# Characters that are never part of a word token (none is a word character), though apostrophes
-# and hyphens may join two parts of one.
-_PUNCTUATION = "\"'’‘“”«».,;:!?()[]{}…—–-/"
+# Characters outside every word token's ends: no word character among them, and apostrophes and
+# hyphens only join two parts of one.
+_PUNCTUATION = _INNER + '"‘“”«».,;:!?()[]{}…—–/'
 _RUNS = re.compile(rf"[\w{_INNER}]+")
 _SCIKIT_LEARN_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 IntArray = npt.NDArray[np.int64]
@@ -309,7 +309,15 @@ def _word_tokens(text: str) -> list[str]:
     apostrophe or hyphen, so at a word boundary) to its last (greedy, then back to a word
     character, followed by a boundary). That is the run with apostrophes and hyphens stripped
     from both ends; a run of those alone holds none. Tests hold the two equal on any text.
+
+    Most words a model has not met are a plain word in punctuation ("Kharkiv,", "(AP)"), or
+    punctuation alone: stripped of it, such a text is its one token, or holds none.
     """
+    core = text.strip(_PUNCTUATION)
+    if core.isalnum():
+        return [core]
+    if not core:
+        return []
     return list(filter(None, map(str.strip, _RUNS.findall(text), repeat(_INNER))))
 
 
@@ -374,21 +382,13 @@ class _WordGrams:
         return np.insert(token_texts, ends, -1)[positions], features
 
     def _code_each(self, words: list[str]) -> list[tuple[int, ...]]:
-        code, tokenize = self.codes.get, self.tokenize
-        if not self.sitrep_pattern:
-            return [tuple(map(code, tokenize(word), repeat(0))) for word in words]
-        # Most words a model has not met are plain words in punctuation ("Kharkiv,", "(AP)"):
-        # with the punctuation stripped, such a word is one token, itself, or none at all.
-        coded: list[tuple[int, ...]] = []
-        for word in words:
-            core = word.strip(_PUNCTUATION)
-            if core.isalnum():
-                coded.append((code(core, 0),))
-            elif not core:
-                coded.append(())
-            else:
-                coded.append(tuple(map(code, tokenize(word), repeat(0))))
-        return coded
+        code, tokenize, whole = self.codes.get, self.tokenize, self.sitrep_pattern
+        return [
+            (code(word, 0),)
+            if whole and word.isalnum()
+            else tuple(map(code, tokenize(word), repeat(0)))
+            for word in words
+        ]
 
 
 class _CharGrams:

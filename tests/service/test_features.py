@@ -151,7 +151,7 @@ def test_concurrent_batches_get_the_answers_they_would_get_alone(
         np.testing.assert_allclose(answer, wanted, rtol=0, atol=1e-12)
 
 
-@given(st.text(alphabet=st.sampled_from("ab1_'’- \t\né\u0301.,"), max_size=40) | st.text())
+@given(st.text(alphabet=st.sampled_from("ab1_'’- \t\né\u0301.,()“—#"), max_size=40) | st.text())
 @settings(max_examples=300)
 def test_word_tokens_equal_the_token_pattern(text: str) -> None:
     assert _word_tokens(text) == re.findall(WORD_TOKEN_PATTERN, text)
