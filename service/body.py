@@ -60,9 +60,9 @@ class DirectRoute(JSONBodyRoute):
 
     FastAPI's own handler works out every parameter and dependency of the endpoint afresh on
     each request: for single sentences, a quarter of the event loop's time (py-spy, 16
-    connections). A direct route does only what its one shape of
-    endpoint needs: the guards, the body check, and pydantic's validation of the body model,
-    with errors located under "body" exactly as FastAPI reports them.
+    connections). A direct route does only what its one shape of endpoint needs: the guards,
+    the body check, and pydantic's validation of the body model, with errors located under
+    "body" exactly as FastAPI reports them.
 
     The shape is checked when the route is built, so a parameter or dependency that this route
     would silently skip is an error at start-up: the endpoint takes a pydantic model, then the
@@ -71,11 +71,10 @@ class DirectRoute(JSONBodyRoute):
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        model = _direct_body_model(self.endpoint)
-        if len(self.guards()) != len(self.dependencies):
-            raise TypeError(f"{self.path}: a DirectRoute's dependencies must all be guards")
+        validator = TypeAdapter(_direct_body_model(self.endpoint))
         guards, endpoint = self.guards(), self.endpoint
-        validator = TypeAdapter(model)
+        if len(guards) != len(self.dependencies):
+            raise TypeError(f"{self.path}: a DirectRoute's dependencies must all be guards")
 
         async def direct_handler(request: Request) -> Response:
             for run_guard in guards:
