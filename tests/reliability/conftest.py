@@ -73,8 +73,10 @@ def two_models_copy(tmp_path: Path, two_models: TwoModels) -> TwoModels:
 
 
 def log_entries(log: str) -> list[dict[str, object]]:
-    """The JSON lines of a server log."""
-    return [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    """The JSON lines of a server log. A running server may be halfway through its last line:
+    that line is left for the next read."""
+    complete = log if log.endswith("\n") else log.rpartition("\n")[0]
+    return [json.loads(line) for line in complete.splitlines() if line.startswith("{")]
 
 
 def copy_artifact(model_dir: Path, source: str, name: str, created: str) -> str:
