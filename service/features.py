@@ -12,8 +12,9 @@ space, are laid end to end with a code-0 character between them, and each window
 packs into one integer that is looked up among the packed vocabulary n-grams. No window that
 crosses two words can match: vocabulary n-grams never hold an unknown character.
 
-The work is done once per distinct word, and each model remembers what it worked out for the
-words of earlier batches (`_Memory`): news repeats its words, so a batch mostly recalls them.
+The work is done once per distinct word, as it appears in the texts, and each model remembers
+what it worked out for the words of earlier batches (`_Memory`): news repeats its words, so a
+batch mostly recalls them, preprocessing (lowercase, accents) included.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import chain, islice, repeat
+from itertools import chain, compress, islice, repeat
+from operator import is_
 from typing import Any, Generic, TypeVar, cast
 
 import numpy as np
@@ -60,11 +62,10 @@ class SparseRows:
 
 @dataclass(frozen=True)
 class _Block:
-    """One vectorizer of the union: how to find its n-grams (in preprocessed texts), and their
-    weights."""
+    """One vectorizer of the union: how to find its n-grams, and their weights."""
 
     preprocessing: tuple[bool, Any]  # (lowercase, strip_accents): blocks alike share the work
-    find: Callable[[_Words], Occurrences]
+    grams: _WordGrams | _CharGrams
     width: int
     idf: npt.NDArray[np.float64]
     sublinear: bool
@@ -72,12 +73,28 @@ class _Block:
 
 
 class FastTfidf:
-    """Exact, batch-oriented replacement for `FeatureUnion.transform` of TF-IDF vectorizers."""
+    """Exact, batch-oriented replacement for `FeatureUnion.transform` of TF-IDF vectorizers.
 
-    def __init__(self, blocks: list[_Block], preprocessors: dict[tuple[bool, Any], Any]) -> None:
+    What a word contributes to each vectorizer depends on the word alone: scikit-learn
+    lowercases and strips accents character by character, and neither analyzer looks across
+    white space. So each distinct word, as written, is worked out once for all vectorizers
+    (`_work_out`) and remembered as one entry: the 32-bit integers of every vectorizer's items
+    laid end to end, after a header with the number of items of each vectorizer but the last.
+    """
+
+    def __init__(
+        self,
+        blocks: list[_Block],
+        preprocessors: dict[tuple[bool, Any], Callable[[str], str]],
+        known: list[str],
+    ) -> None:
         self._blocks = blocks
         self._preprocessors = preprocessors
         self.width = sum(block.width for block in blocks)  # columns, in the union's order
+        # The words of the model's vocabulary, as they are written in running text, are worked
+        # out once, now, and kept for good.
+        written = list(dict.fromkeys(chain(known, map(str.capitalize, known))))
+        self._met = _Memory(dict(zip(written, self._work_out(written), strict=True)))
 
     @classmethod
     def from_union(cls, union: Any) -> FastTfidf | None:
@@ -95,14 +112,14 @@ class FastTfidf:
         preprocessors = {}
         offset = 0
         for _, vectorizer in named:
-            find = _finder(vectorizer)
-            if find is None:
+            grams = _grams(vectorizer)
+            if grams is None:
                 return None
             width = len(vectorizer.vocabulary_)
             blocks.append(
                 _Block(
                     preprocessing=(vectorizer.lowercase, vectorizer.strip_accents),
-                    find=find,
+                    grams=grams,
                     width=width,
                     idf=np.asarray(vectorizer.idf_, dtype=np.float64),
                     sublinear=bool(vectorizer.sublinear_tf),
@@ -111,18 +128,30 @@ class FastTfidf:
             )
             preprocessors[blocks[-1].preprocessing] = vectorizer.build_preprocessor()
             offset += width
-        # Words the model knows get their character n-grams looked up once, now.
-        known = [token for _, v in named if v.analyzer == "word" for token in v.vocabulary_]
-        for block in blocks:
-            if isinstance(finder := getattr(block.find, "__self__", None), _CharGrams):
-                finder.remember([word for word in known if " " not in word])
-        return cls(blocks, preprocessors)
+        known = [
+            token
+            for _, vectorizer in named
+            if vectorizer.analyzer == "word"
+            for token in vectorizer.vocabulary_
+            if " " not in token
+        ]
+        return cls(blocks, preprocessors, known)
 
     def transform(self, texts: list[str]) -> SparseRows:
-        words = {
-            key: _Words.split(list(map(step, texts))) for key, step in self._preprocessors.items()
-        }
-        parts = [_weights(block, words[block.preprocessing]) for block in self._blocks]
+        words = _Words.split(texts)
+        entries = self._met.complete(words.all, self._work_out)
+        sizes = np.fromiter(map(len, entries), dtype=np.int64, count=len(entries)) // 4
+        items = np.frombuffer(b"".join(entries), dtype=np.int32).astype(np.int64)
+        # Unpack each word's entry: where each vectorizer's items start, and how many.
+        header = len(self._blocks) - 1
+        entry_starts = np.cumsum(sizes) - sizes
+        starts, rest = entry_starts + header, sizes - header
+        parts = []
+        for number, block in enumerate(self._blocks):
+            lengths = items[entry_starts + number] if number < header else rest
+            found = block.grams.find(words, starts, lengths, items)
+            parts.append(_weights(block, words.size, found))
+            starts, rest = starts + lengths, rest - lengths
         return SparseRows(
             np.concatenate([rows for rows, _, _ in parts]),
             np.concatenate(
@@ -135,8 +164,28 @@ class FastTfidf:
             tuple(np.cumsum([len(rows) for rows, _, _ in parts]).tolist()),
         )
 
+    def _work_out(self, words: list[str]) -> list[bytes]:
+        """Each word's entry: its preprocessed parts' items for every vectorizer."""
+        parts = {
+            key: [step(word).split() for word in words] for key, step in self._preprocessors.items()
+        }
+        found = [block.grams.items(parts[block.preprocessing]) for block in self._blocks]
+        header = len(found) - 1
+        sizes = header + np.sum([lengths for lengths, _ in found], axis=0)
+        packed = np.empty(int(sizes.sum()), dtype=np.int32)
+        starts = np.cumsum(sizes) - sizes
+        for number, (lengths, _) in enumerate(found[:-1]):
+            packed[starts + number] = lengths
+        begin = starts + header
+        for lengths, flat in found:
+            packed[_spans(begin, lengths)] = flat
+            begin = begin + lengths
+        blob = packed.tobytes()
+        ends = (4 * (starts + sizes)).tolist()
+        return [blob[start:end] for start, end in zip((4 * starts).tolist(), ends, strict=True)]
 
-def _finder(vectorizer: Any) -> Callable[[_Words], Occurrences] | None:
+
+def _grams(vectorizer: Any) -> _WordGrams | _CharGrams | None:
     supported = (
         type(vectorizer).__name__ == "TfidfVectorizer"
         and vectorizer.input == "content"
@@ -162,27 +211,22 @@ def _finder(vectorizer: Any) -> Callable[[_Words], Occurrences] | None:
             vectorizer.vocabulary_,
             low,
             high,
-        ).find
+        )
     # Padded words are at least 3 characters long; a larger minimum would need scikit-learn's
     # special case for short words, which the windows below do not copy.
     if vectorizer.analyzer == "char_wb" and low <= 3 and _CharGrams.fits(vectorizer.vocabulary_):
-        return _CharGrams(vectorizer.vocabulary_, low, high).find
+        return _CharGrams(vectorizer.vocabulary_, low, high)
     return None
 
 
 @dataclass(frozen=True)
 class _Words:
-    """A batch of preprocessed texts as white-space-separated words, each distinct word once.
+    """A batch of texts as white-space-separated words, in text order.
 
-    Neither analyzer looks across white space: `char_wb` takes the n-grams of each word, and
-    word tokens never hold white space. So the work is done once per distinct word (a batch of
-    1,000 sentences has about a quarter as many distinct words as words) and then repeated for
-    every occurrence. scikit-learn collapses runs of white space first, which makes no
-    difference to `split()`.
+    scikit-learn collapses runs of white space first, which makes no difference to `split()`.
     """
 
-    distinct: list[str]
-    ids: IntArray  # for every word of every text, in order: its index in `distinct`
+    all: list[str]
     texts: IntArray  # for every word: the index of its text
     size: int  # how many texts
 
@@ -194,21 +238,12 @@ class _Words:
             split = text.split()
             words += split
             lengths.append(len(split))
-        distinct = list(dict.fromkeys(words))
-        index = dict(zip(distinct, range(len(distinct)), strict=True))
-        return cls(
-            distinct,
-            np.fromiter(map(index.__getitem__, words), dtype=np.int64, count=len(words)),
-            np.repeat(np.arange(len(texts)), lengths),
-            len(texts),
-        )
+        return cls(words, np.repeat(np.arange(len(texts)), lengths), len(texts))
 
-    def repeat(self, starts: IntArray, lengths: IntArray, items: IntArray) -> Occurrences:
-        """Items listed per distinct word (`items[starts[i]:starts[i] + lengths[i]]` for word i),
-        repeated for every occurrence of the word: (text index, item), in text order."""
-        counts = lengths[self.ids]
-        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        return np.repeat(self.texts, counts), items[np.repeat(starts[self.ids], counts) + within]
+    def gather(self, starts: IntArray, lengths: IntArray, items: IntArray) -> Occurrences:
+        """Each word's items (`items[starts[i]:starts[i] + lengths[i]]` for word i), with the
+        index of the word's text: (text index, item), in text order."""
+        return np.repeat(self.texts, lengths), items[_spans(starts, lengths)]
 
 
 class _Memory(Generic[T]):
@@ -230,15 +265,16 @@ class _Memory(Generic[T]):
         return len(self._items) - len(self._lasting)
 
     def complete(self, words: list[str], work_out: Callable[[list[str]], list[T]]) -> list[T]:
-        """Every word's item, working out (and keeping) only those of words not met before."""
+        """Every word's item, working out (and keeping) only those of words not met before:
+        each distinct one once."""
         remembered = list(map(self._items.get, words))
-        missing = [word for word, item in zip(words, remembered, strict=True) if item is None]
-        if not missing:
+        if None not in remembered:
             return cast(list[T], remembered)
-        worked_out = work_out(missing)
-        self._keep(dict(zip(missing, worked_out, strict=True)))
-        fill = iter(worked_out)
-        return [next(fill) if item is None else item for item in remembered]
+        missing = list(dict.fromkeys(compress(words, map(is_, remembered, repeat(None)))))
+        worked_out = dict(zip(missing, work_out(missing), strict=True))
+        self._keep(worked_out)
+        # A word worked out now was not remembered; any other word's item is its remembered one.
+        return list(map(worked_out.get, words, remembered))  # type: ignore[arg-type]
 
     def _keep(self, items: dict[str, T]) -> None:
         with self._lock:
@@ -348,12 +384,6 @@ class _WordGrams:
         grams = [gram.split(" ") for gram in vocabulary]
         tokens = sorted({token for gram in grams for token in gram})
         self.codes = {token: code for code, token in enumerate(tokens, start=1)}
-        # Words' token codes; with sitrep's pattern, the vocabulary's plain words are known now.
-        self.met: _Memory[tuple[int, ...]] = _Memory(
-            {token: (code,) for token, code in self.codes.items() if token.isalnum()}
-            if sitrep_pattern
-            else None
-        )
         self.grams = _PackedGrams(
             [[self.codes[token] for token in gram] for gram in grams],
             np.fromiter(vocabulary.values(), dtype=np.int64),
@@ -370,12 +400,18 @@ class _WordGrams:
         tokens = {token for gram in grams for token in gram}
         return _PackedGrams.fits(len(tokens), high)
 
-    def find(self, words: _Words) -> Occurrences:
-        # The token codes of each distinct word, then of every word in text order.
-        coded = self.met.complete(words.distinct, self._code_each)
-        per_word = np.fromiter(map(len, coded), dtype=np.int64, count=len(coded))
-        codes = np.fromiter(chain.from_iterable(coded), dtype=np.int64, count=int(per_word.sum()))
-        token_texts, token_codes = words.repeat(np.cumsum(per_word) - per_word, per_word, codes)
+    def items(self, words: list[list[str]]) -> tuple[IntArray, IntArray]:
+        """The token codes of each word's preprocessed parts: (how many, all laid end to end)."""
+        coded = self._code_each(list(chain.from_iterable(words)))
+        per_part = np.fromiter(map(len, coded), dtype=np.int64, count=len(coded))
+        codes = np.fromiter(chain.from_iterable(coded), dtype=np.int64, count=int(per_part.sum()))
+        return _per_word(per_part, words), codes
+
+    def find(
+        self, words: _Words, starts: IntArray, lengths: IntArray, codes: IntArray
+    ) -> Occurrences:
+        """The n-grams of the batch, given each distinct word's codes in `codes`."""
+        token_texts, token_codes = words.gather(starts, lengths, codes)
         # A 0 where a text ends, so that no n-gram crosses into the next text.
         ends = np.flatnonzero(token_texts[1:] != token_texts[:-1]) + 1
         positions, features = self.grams.find(np.insert(token_codes, ends, 0))
@@ -395,11 +431,8 @@ class _CharGrams:
     """`char_wb` n-grams: found once per distinct word, then counted per text.
 
     scikit-learn takes the n-grams of each white-space-separated word padded with one space;
-    a text's n-grams are its words' n-grams. The words of the model's word vocabulary have
-    theirs looked up once, when the model loads (`remember`); the batch's other distinct words
-    are searched together, with the characters as codes and the padded words laid end to end,
-    separated by code 0, and kept for later batches (`_Memory`): searching is the costliest step
-    of a big batch.
+    a text's n-grams are its words' n-grams. Words are searched together, with the characters
+    as codes and the padded words laid end to end, separated by code 0.
     """
 
     def __init__(self, vocabulary: dict[str, int], low: int, high: int) -> None:
@@ -412,11 +445,6 @@ class _CharGrams:
             low,
             high,
         )
-        self.met: _Memory[bytes] = _Memory()  # words' n-grams, as bytes of int32
-
-    def remember(self, words: list[str]) -> None:
-        """Look up the n-grams of these words now, once, and keep them for good."""
-        self.met = _Memory(dict(zip(words, self._search_each(words), strict=True)))
 
     @classmethod
     def fits(cls, vocabulary: dict[str, int]) -> bool:
@@ -424,21 +452,16 @@ class _CharGrams:
         longest = max((len(gram) for gram in vocabulary), default=0)
         return _PackedGrams.fits(len(alphabet), longest)
 
-    def find(self, words: _Words) -> Occurrences:
-        # Each distinct word's n-grams, laid end to end.
-        found = self.met.complete(words.distinct, self._search_each)
-        lengths = np.fromiter(map(len, found), dtype=np.int64, count=len(found)) // 4
-        features = np.frombuffer(b"".join(found), dtype=np.int32).astype(np.int64)
-        # Every occurrence of a word contributes all of its n-grams to its text.
-        return words.repeat(np.cumsum(lengths) - lengths, lengths, features)
+    def items(self, words: list[list[str]]) -> tuple[IntArray, IntArray]:
+        """The n-grams of each word's preprocessed parts: (how many, all laid end to end)."""
+        _, lengths, features = self._search(list(chain.from_iterable(words)))
+        return _per_word(lengths, words), features
 
-    def _search_each(self, words: list[str]) -> list[bytes]:
-        """Each word's n-grams as the bytes of 32-bit integers: the leanest Python object to
-        keep, and a batch's are joined in one step."""
-        starts, lengths, features = self._search(words)
-        blob = features.astype(np.int32).tobytes()
-        ends = (4 * (starts + lengths)).tolist()
-        return [blob[start:end] for start, end in zip((4 * starts).tolist(), ends, strict=True)]
+    def find(
+        self, words: _Words, starts: IntArray, lengths: IntArray, grams: IntArray
+    ) -> Occurrences:
+        """Every occurrence of a word contributes all of its n-grams to its text."""
+        return words.gather(starts, lengths, grams)
 
     def _search(self, words: list[str]) -> tuple[IntArray, IntArray, IntArray]:
         """The n-grams of each word, laid end to end: (starts, lengths, features)."""
@@ -517,12 +540,26 @@ class _HashTable:
         return np.where(self.sorted_keys[slots] == keys, self.sorted_values[slots], self.EMPTY)
 
 
-def _weights(block: _Block, words: _Words) -> tuple[IntArray, IntArray, npt.NDArray[np.float64]]:
+def _spans(starts: IntArray, lengths: IntArray) -> IntArray:
+    """The positions `starts[i]` to `starts[i] + lengths[i]` (exclusive) for each i, in order."""
+    firsts = np.cumsum(lengths) - lengths  # where each span begins in the result
+    return np.repeat(starts - firsts, lengths) + np.arange(int(lengths.sum()))
+
+
+def _per_word(per_part: IntArray, words: list[list[str]]) -> IntArray:
+    """Counts given for each part of each word, summed for each word."""
+    owners = np.repeat(np.arange(len(words)), np.fromiter(map(len, words), dtype=np.int64))
+    return np.bincount(owners, weights=per_part, minlength=len(words)).astype(np.int64)
+
+
+def _weights(
+    block: _Block, texts: int, found: Occurrences
+) -> tuple[IntArray, IntArray, npt.NDArray[np.float64]]:
     """Sublinear tf × idf, l2-normalised per text: TfidfVectorizer's arithmetic."""
-    text_ids, feature_ids = block.find(words)
+    text_ids, feature_ids = found
     # Count each (text, feature) pair by sorting them as one number; 32-bit numbers sort twice
     # as fast, and they fit while texts × features stays under 2**31.
-    kind = np.dtype(np.int32 if words.size * block.width < 2**31 else np.int64)
+    kind = np.dtype(np.int32 if texts * block.width < 2**31 else np.int64)
     keys = text_ids.astype(kind) * np.array(block.width, dtype=kind) + feature_ids.astype(kind)
     keys.sort()
     first = np.empty(len(keys), dtype=bool)
@@ -532,8 +569,8 @@ def _weights(block: _Block, words: _Words) -> tuple[IntArray, IntArray, npt.NDAr
     counts = np.diff(starts, append=len(keys))
     keys = keys[starts].astype(np.int64)
     # The keys are sorted, so each text's are a run: find where each run ends.
-    ends = np.searchsorted(keys, np.arange(1, words.size + 1, dtype=np.int64) * block.width)
-    rows = np.repeat(np.arange(words.size, dtype=np.int64), np.diff(ends, prepend=0))
+    ends = np.searchsorted(keys, np.arange(1, texts + 1, dtype=np.int64) * block.width)
+    rows = np.repeat(np.arange(texts, dtype=np.int64), np.diff(ends, prepend=0))
     columns = keys - rows * block.width
     values = block.idf[columns]
     if block.sublinear:
