@@ -40,11 +40,13 @@ _PUNCTUATION = _INNER + '"‘“”«».,;:!?()[]{}…—–/'
 _RUNS = re.compile(rf"[\w{_INNER}]+")
 _SCIKIT_LEARN_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 IntArray = npt.NDArray[np.int64]
+Items = npt.NDArray[np.int32]  # words' remembered items: codes, n-gram features
 T = TypeVar("T")
 # Words whose n-grams each vectorizer of a model keeps between batches (`_Memory`). Measured with
 # both vectorizers' memories nearly full (35,000 and 45,000 words): 13 MB more at peak.
 SEEN_WORDS = 30_000
-Occurrences = tuple[IntArray, IntArray]  # (text index, feature index) of each n-gram found
+# (text index, feature index) of each n-gram found
+Occurrences = tuple[IntArray, IntArray | Items]
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,7 @@ class FastTfidf:
         words = _Words.split(texts)
         entries = self._met.complete(words.all, self._work_out)
         sizes = np.fromiter(map(len, entries), dtype=np.int64, count=len(entries)) // 4
-        items = np.frombuffer(b"".join(entries), dtype=np.int32).astype(np.int64)
+        items = np.frombuffer(b"".join(entries), dtype=np.int32)
         # Unpack each word's entry: where each vectorizer's items start, and how many.
         header = len(self._blocks) - 1
         entry_starts = np.cumsum(sizes) - sizes
@@ -149,8 +151,10 @@ class FastTfidf:
         parts = []
         for number, block in enumerate(self._blocks):
             lengths = items[entry_starts + number] if number < header else rest
-            found = block.grams.find(words, starts, lengths, items)
-            parts.append(_weights(block, words.size, found))
+            # Passed on, not kept: `_weights` frees the occurrences as soon as it can.
+            parts.append(
+                _weights(block, words.size, block.grams.find(words, starts, lengths, items))
+            )
             starts, rest = starts + lengths, rest - lengths
         return SparseRows(
             np.concatenate([rows for rows, _, _ in parts]),
@@ -240,7 +244,7 @@ class _Words:
             lengths.append(len(split))
         return cls(words, np.repeat(np.arange(len(texts)), lengths), len(texts))
 
-    def gather(self, starts: IntArray, lengths: IntArray, items: IntArray) -> Occurrences:
+    def gather(self, starts: IntArray, lengths: IntArray, items: Items) -> tuple[IntArray, Items]:
         """Each word's items (`items[starts[i]:starts[i] + lengths[i]]` for word i), with the
         index of the word's text: (text index, item), in text order."""
         return np.repeat(self.texts, lengths), items[_spans(starts, lengths)]
@@ -314,7 +318,7 @@ class _PackedGrams:
             key = (key << self.bits) | code
         return (key << self.LENGTH_BITS) | len(codes)
 
-    def find(self, codes: IntArray) -> Occurrences:
+    def find(self, codes: IntArray | Items) -> tuple[IntArray, IntArray]:
         """(start position, feature index) of every vocabulary n-gram in `codes`."""
         positions_found, features_found = [], []
         for n in range(self.low, self.high + 1):
@@ -407,9 +411,7 @@ class _WordGrams:
         codes = np.fromiter(chain.from_iterable(coded), dtype=np.int64, count=int(per_part.sum()))
         return _per_word(per_part, words), codes
 
-    def find(
-        self, words: _Words, starts: IntArray, lengths: IntArray, codes: IntArray
-    ) -> Occurrences:
+    def find(self, words: _Words, starts: IntArray, lengths: IntArray, codes: Items) -> Occurrences:
         """The n-grams of the batch, given each distinct word's codes in `codes`."""
         token_texts, token_codes = words.gather(starts, lengths, codes)
         # A 0 where a text ends, so that no n-gram crosses into the next text.
@@ -457,9 +459,7 @@ class _CharGrams:
         _, lengths, features = self._search(list(chain.from_iterable(words)))
         return _per_word(lengths, words), features
 
-    def find(
-        self, words: _Words, starts: IntArray, lengths: IntArray, grams: IntArray
-    ) -> Occurrences:
+    def find(self, words: _Words, starts: IntArray, lengths: IntArray, grams: Items) -> Occurrences:
         """Every occurrence of a word contributes all of its n-grams to its text."""
         return words.gather(starts, lengths, grams)
 
@@ -556,11 +556,13 @@ def _weights(
     block: _Block, texts: int, found: Occurrences
 ) -> tuple[IntArray, IntArray, npt.NDArray[np.float64]]:
     """Sublinear tf × idf, l2-normalised per text: TfidfVectorizer's arithmetic."""
-    text_ids, feature_ids = found
     # Count each (text, feature) pair by sorting them as one number; 32-bit numbers sort twice
     # as fast, and they fit while texts × features stays under 2**31.
     kind = np.dtype(np.int32 if texts * block.width < 2**31 else np.int64)
-    keys = text_ids.astype(kind) * np.array(block.width, dtype=kind) + feature_ids.astype(kind)
+    keys = found[0].astype(kind) * np.array(block.width, dtype=kind) + found[1].astype(kind)
+    # The occurrences are a big batch's biggest arrays. Freeing them now keeps the peak of a
+    # 1,000-sentence batch within the memory the allocator keeps between batches (allocator.py).
+    del found
     keys.sort()
     first = np.empty(len(keys), dtype=bool)
     first[:1] = True
