@@ -42,8 +42,9 @@ _SCIKIT_LEARN_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 IntArray = npt.NDArray[np.int64]
 Items = npt.NDArray[np.int32]  # words' remembered items: codes, n-gram features
 T = TypeVar("T")
-# Words whose n-grams each vectorizer of a model keeps between batches (`_Memory`). Measured with
-# both vectorizers' memories nearly full (35,000 and 45,000 words): 13 MB more at peak.
+# Words, as written, whose items a model keeps between batches (`_Memory`). Measured over the
+# benchmark's 15 bodies as written and then in capitals (the memory filled and started over
+# once): 16 MB more at peak than after loading, 191 MB in all.
 SEEN_WORDS = 30_000
 # (text index, feature index) of each n-gram found
 Occurrences = tuple[IntArray, IntArray | Items]
