@@ -320,26 +320,24 @@ class _PackedGrams:
         return (key << self.LENGTH_BITS) | len(codes)
 
     def find(self, codes: IntArray | Items) -> tuple[IntArray, IntArray]:
-        """(start position, feature index) of every vocabulary n-gram in `codes`."""
-        positions_found, features_found = [], []
-        for n in range(self.low, self.high + 1):
-            count = len(codes) - n + 1
-            if count <= 0:
-                continue
-            key = np.zeros(count, dtype=np.int64)
-            known = np.ones(count, dtype=bool)
-            for k in range(n):
-                window = codes[k : k + count]
-                key = (key << self.bits) | window
-                known &= window != 0
-            positions = np.flatnonzero(known)
-            features = self.table.get((key[positions] << self.LENGTH_BITS) | n)
-            hit = features >= 0
-            positions_found.append(positions[hit])
-            features_found.append(features[hit])
-        if not positions_found:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        return np.concatenate(positions_found), np.concatenate(features_found)
+        """(start position, feature index) of every vocabulary n-gram in `codes`.
+
+        The windows of n codes are those of n - 1 codes, each extended by the code that follows
+        it, so each length costs one step; all lengths are then looked up at once."""
+        key = np.zeros(len(codes), dtype=np.int64)  # each position's window, packed
+        known = np.ones(len(codes), dtype=bool)  # whether the window holds only known symbols
+        positions_kept, keys_kept = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+        for n in range(1, self.high + 1):
+            following = codes[n - 1 :]
+            key = (key[: len(following)] << self.bits) | following
+            known = known[: len(following)] & (following != 0)
+            if n >= self.low:
+                positions = np.flatnonzero(known)
+                positions_kept.append(positions)
+                keys_kept.append((key[positions] << self.LENGTH_BITS) | n)
+        features = self.table.get(np.concatenate(keys_kept))
+        hit = features >= 0
+        return np.concatenate(positions_kept)[hit], features[hit]
 
 
 def _word_tokens(text: str) -> list[str]:
