@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         batcher = MicroBatcher(
             max_sentences=settings.batch_max_sentences,
             wait_seconds=settings.batch_wait_ms / 1000,
+            max_big_batches=settings.big_batches_at_once,
         )
         batcher.start()
         app.state.store, app.state.batcher = store, batcher

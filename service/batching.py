@@ -32,14 +32,13 @@ class _Pending:
 class MicroBatcher:
     """Batches `probabilities` calls across concurrent requests on one event loop."""
 
-    def __init__(
-        self, *, max_sentences: int, wait_seconds: float, max_big_batches: int = 2
-    ) -> None:
+    def __init__(self, *, max_sentences: int, wait_seconds: float, max_big_batches: int) -> None:
         self.max_sentences = max_sentences
         self.wait_seconds = wait_seconds
         # Big requests run as batches of their own, at most this many at once. They hold the GIL
         # for most of their time, so more threads would add memory (a 1,000-sentence batch holds
         # ~12 MB while it runs), not speed.
+        self.max_big_batches = max_big_batches
         self._big_batches = asyncio.Semaphore(max_big_batches)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None

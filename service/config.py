@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     protect_metrics: bool = Field(default=False, description="require an API key for /metrics")
     batch_max_sentences: int = Field(default=256, ge=1)
     batch_wait_ms: float = Field(default=1.0, ge=0, le=100)
+    big_batches_at_once: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="requests of batch_max_sentences or more classified at once in each worker",
+    )
     encoder_threads: int | None = Field(
         default=None,
         ge=1,

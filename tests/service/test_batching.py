@@ -9,12 +9,16 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from service.artifact import ModelArtifact, bundled_model_dir, load_artifact
 from service.batching import MicroBatcher
 from service.classifier import Classifier
+from service.config import Settings
+from tests.service.conftest import ClientFactory
 
 TEXTS = [
     "Two soldiers were killed when their vehicle hit a mine.",
@@ -30,7 +34,7 @@ def test_concurrent_callers_get_their_own_rows(small_model_dir: Path) -> None:
     alone = classifier.probabilities(TEXTS)
 
     async def run() -> list[np.ndarray]:
-        batcher = MicroBatcher(max_sentences=16, wait_seconds=0.005)
+        batcher = MicroBatcher(max_sentences=16, wait_seconds=0.005, max_big_batches=2)
         batcher.start()
         try:
             return await asyncio.gather(
@@ -54,7 +58,7 @@ def test_a_batch_never_mixes_two_models(small_model_dir: Path) -> None:
     second.probabilities = lambda texts: np.full((len(texts), 5), 0.5)  # type: ignore[method-assign]
 
     async def run() -> list[np.ndarray]:
-        batcher = MicroBatcher(max_sentences=64, wait_seconds=0.01)
+        batcher = MicroBatcher(max_sentences=64, wait_seconds=0.01, max_big_batches=2)
         batcher.start()
         try:
             return await asyncio.gather(
@@ -86,7 +90,7 @@ def test_the_batcher_waits_for_company_only_while_requests_come_together(
 
     async def run() -> None:
         # A window of a minute: any wait would time out the calls below.
-        batcher = MicroBatcher(max_sentences=2, wait_seconds=60)
+        batcher = MicroBatcher(max_sentences=2, wait_seconds=60, max_big_batches=2)
         batcher.start()
         try:
             for text in TEXTS[:3]:  # one at a time
@@ -107,8 +111,9 @@ def test_the_batcher_waits_for_company_only_while_requests_come_together(
     assert batches == [1, 1, 1, 2, 2]
 
 
-def test_big_requests_run_at_most_two_at_a_time_and_all_get_answers(
-    small_model_dir: Path,
+@pytest.mark.parametrize("at_once", [1, 2, 3])
+def test_big_requests_run_at_most_so_many_at_a_time_and_all_get_answers(
+    small_model_dir: Path, at_once: int
 ) -> None:
     """Eight big requests at once would hold eight batches' memory for no gain in speed."""
     classifier = Classifier(load_artifact(small_model_dir))
@@ -129,7 +134,7 @@ def test_big_requests_run_at_most_two_at_a_time_and_all_get_answers(
     classifier.probabilities = counted  # type: ignore[method-assign]
 
     async def run() -> list[np.ndarray]:
-        batcher = MicroBatcher(max_sentences=4, wait_seconds=0.001)
+        batcher = MicroBatcher(max_sentences=4, wait_seconds=0.001, max_big_batches=at_once)
         batcher.start()
         try:
             return await asyncio.gather(
@@ -139,7 +144,7 @@ def test_big_requests_run_at_most_two_at_a_time_and_all_get_answers(
             await batcher.stop()
 
     results = asyncio.run(run())
-    assert most == 2
+    assert most == at_once
     for start, rows in enumerate(results):
         np.testing.assert_allclose(rows, plain(TEXTS[start : start + 8]), rtol=0, atol=1e-12)
 
@@ -165,3 +170,14 @@ def test_a_sentence_gets_the_same_bits_in_any_batch() -> None:
     alone = np.vstack([classifier.probabilities([text]) for text in TEXTS[:5]])
     for batch in (TEXTS[:5], TEXTS[:5] * 3, TEXTS[:5] * 20):
         assert np.array_equal(classifier.probabilities(batch)[:5], alone)
+
+
+def test_the_batch_settings_reach_each_workers_batcher(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SITREP_BATCH_MAX_SENTENCES", "64")
+    monkeypatch.setenv("SITREP_BIG_BATCHES_AT_ONCE", "3")
+    batcher = make_client().app.state.batcher  # type: ignore[attr-defined]
+    assert (batcher.max_sentences, batcher.max_big_batches) == (64, 3)
+    with pytest.raises(ValidationError, match="big_batches_at_once"):
+        Settings(big_batches_at_once=0)
