@@ -411,7 +411,7 @@ class _WordGrams:
         return _per_word(per_part, words), codes
 
     def find(self, words: _Words, starts: IntArray, lengths: IntArray, codes: Items) -> Occurrences:
-        """The n-grams of the batch, given each distinct word's codes in `codes`."""
+        """The n-grams of the batch, given where each word's codes are in `codes`."""
         token_texts, token_codes = words.gather(starts, lengths, codes)
         # A 0 where a text ends, so that no n-gram crosses into the next text.
         ends = np.flatnonzero(token_texts[1:] != token_texts[:-1]) + 1
