@@ -129,7 +129,7 @@ class FastTfidf:
                     offset=offset,
                 )
             )
-            preprocessors[blocks[-1].preprocessing] = vectorizer.build_preprocessor()
+            preprocessors[blocks[-1].preprocessing] = _preprocessor(vectorizer)
             offset += width
         known = [
             token
@@ -188,6 +188,22 @@ class FastTfidf:
         blob = packed.tobytes()
         ends = (4 * (starts + sizes)).tolist()
         return [blob[start:end] for start, end in zip((4 * starts).tolist(), ends, strict=True)]
+
+
+def _preprocessor(vectorizer: Any) -> Callable[[str], str]:
+    """The vectorizer's own preprocessing (lowercase, strip accents), with a short cut for ASCII
+    words, most of a feed's: they have no accents, so only lowercasing can change them."""
+    preprocess = vectorizer.build_preprocessor()
+    if vectorizer.strip_accents not in (None, "ascii", "unicode"):
+        return cast(Callable[[str], str], preprocess)
+    lowercase = bool(vectorizer.lowercase)
+
+    def fast(word: str) -> str:
+        if word.isascii():
+            return word.lower() if lowercase else word
+        return cast(str, preprocess(word))
+
+    return fast
 
 
 def _grams(vectorizer: Any) -> _WordGrams | _CharGrams | None:
@@ -360,10 +376,9 @@ def _word_tokens(text: str) -> list[str]:
     return list(filter(None, map(str.strip, _RUNS.findall(text), repeat(_INNER))))
 
 
-def _owners(positions: IntArray, lengths: list[int]) -> IntArray:
+def _owners(positions: IntArray, lengths: IntArray) -> IntArray:
     """Which unit each position falls in, for units laid end to end with one separator each."""
-    starts = np.cumsum([0] + [length + 1 for length in lengths[:-1]])
-    return np.asarray(np.searchsorted(starts, positions, side="right") - 1, dtype=np.int64)
+    return np.repeat(np.arange(len(lengths)), lengths + 1)[positions]
 
 
 class _WordGrams:
@@ -469,7 +484,7 @@ class _CharGrams:
             return empty, empty, empty
         padded = [f" {word} " for word in words]
         positions, features = self.grams.find(self._codes("\0".join(padded)))
-        owners = _owners(positions, [len(word) for word in padded])
+        owners = _owners(positions, np.fromiter(map(len, padded), dtype=np.int64))
         lengths = np.bincount(owners, minlength=len(words))
         return np.cumsum(lengths) - lengths, lengths, features[np.argsort(owners, kind="stable")]
 
