@@ -7,7 +7,7 @@ What it saves: input validation and sparse-matrix construction on every call, an
 cost of character n-grams, which scikit-learn builds one word at a time in a Python loop.
 
 Character n-grams are found with array arithmetic instead: every character the vocabulary uses
-gets a small code (0 for any other character), the batch's distinct words, each padded with a
+gets a small code (0 for any other character), the words to work out, each padded with a
 space, are laid end to end with a code-0 character between them, and each window of n codes
 packs into one integer that is looked up among the packed vocabulary n-grams. No window that
 crosses two words can match: vocabulary n-grams never hold an unknown character.
