@@ -205,6 +205,10 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         state.pop("_runtime", None)
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("tuned", None)  # artifacts written before fine-tuning existed
+        super().__setstate__(state)
+
     def _encoder(self) -> _Encoder:
         runtime: _Encoder | None = getattr(self, "_runtime", None)
         if runtime is None or runtime.threads != thread_count():

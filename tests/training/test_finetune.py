@@ -185,3 +185,12 @@ def test_the_command_line_takes_the_epochs(
     assert main([*arguments, "--finetune-epochs", "-2"]) != 0
     assert "finetune_epochs must be 0 or more, got -2" in capsys.readouterr().err
     assert not list_versions(tmp_path)
+
+
+def test_accurate_artifacts_from_before_fine_tuning_still_load() -> None:
+    state = SentenceEmbedder().__getstate__()
+    del state["tuned"]  # as pickled before the parameter existed
+    embedder = SentenceEmbedder.__new__(SentenceEmbedder)
+    embedder.__setstate__(state)
+    assert embedder.tuned is None
+    assert embedder.get_params() == {"max_tokens": 128, "tuned": None}
