@@ -121,10 +121,31 @@ def render_markdown(metadata: dict[str, Any]) -> str:
         "- libraries: "
         + ", ".join(f"{name} {version}" for name, version in metadata["libraries"].items())
     )
+    encoder = metadata.get("encoder")
+    tuned = encoder.get("fine_tuned") if encoder else None
+    if encoder:
+        how = (
+            f"fine-tuned on the training data for {tuned['epochs']} "
+            f"epoch{'' if tuned['epochs'] == 1 else 's'} (weights SHA-256 "
+            f"`{tuned['weights_sha256'][:16]}…`)"
+            if tuned
+            else "as shipped"
+        )
+        lines.append(
+            f"- encoder: {encoder['name']} from {encoder['package']} {encoder['version']}, {how}"
+        )
     lines += [
         "",
         "## Model selection (cross-validation on the training data)",
         "",
+    ]
+    if tuned:
+        lines += [
+            "The encoder was tuned on every training sentence, so these scores are optimistic:",
+            "the test split is the fair measure.",
+            "",
+        ]
+    lines += [
         "| candidate | primary macro-F1 | seconds | chosen |",
         "| --- | ---: | ---: | :---: |",
     ]

@@ -146,6 +146,10 @@ def test_the_artifact_carries_the_tuned_weights_and_names_them(accurate_model_di
     assert fine_tuned["weights_sha256"] == embedder.tuned.sha256
     assert fine_tuned["epochs"] == 1
     assert fine_tuned["frozen"] == ["embeddings"]
+    report = (accurate_model_dir / artifact.version / "report.md").read_text()
+    digest = fine_tuned["weights_sha256"][:16]
+    assert f"fine-tuned on the training data for 1 epoch (weights SHA-256 `{digest}" in report
+    assert "these scores are optimistic" in report
 
 
 def test_zero_epochs_keep_the_encoder_as_shipped(
