@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain, compress, islice, repeat
 from operator import is_
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -41,7 +41,6 @@ _RUNS = re.compile(rf"[\w{_INNER}]+")
 _SCIKIT_LEARN_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 IntArray = npt.NDArray[np.int64]
 Items = npt.NDArray[np.int32]  # words' remembered items: codes, n-gram features
-T = TypeVar("T")
 # Words, as written, whose items a model keeps between batches (`_Memory`). Measured over the
 # benchmark's 15 bodies as written and then in capitals (the memory filled and started over
 # once): 16 MB more at peak than after loading, 191 MB in all.
@@ -267,8 +266,9 @@ class _Words:
         return np.repeat(self.texts, lengths), items[_spans(starts, lengths)]
 
 
-class _Memory(Generic[T]):
-    """What a model worked out for words in earlier batches, kept for the batches to come.
+class _Memory:
+    """What a model worked out for words in earlier batches, kept for the batches to come: each
+    word's entry (see `FastTfidf`).
 
     News repeats its names, places and punctuation, and a word's n-grams are a pure function of
     the word, so recalling them changes no answer. Besides its `lasting` words (worked out when
@@ -276,7 +276,7 @@ class _Memory(Generic[T]):
     rather than track which words are still in use. Batches run on several threads at once:
     lookups read whichever dictionary is current, and changes are made under a lock."""
 
-    def __init__(self, lasting: dict[str, T] | None = None) -> None:
+    def __init__(self, lasting: dict[str, bytes] | None = None) -> None:
         self._lasting = lasting or {}
         self._items = dict(self._lasting)
         self._lock = threading.Lock()
@@ -285,19 +285,21 @@ class _Memory(Generic[T]):
         """How many words met in batches are kept."""
         return len(self._items) - len(self._lasting)
 
-    def complete(self, words: list[str], work_out: Callable[[list[str]], list[T]]) -> list[T]:
-        """Every word's item, working out (and keeping) only those of words not met before:
+    def complete(
+        self, words: list[str], work_out: Callable[[list[str]], list[bytes]]
+    ) -> list[bytes]:
+        """Every word's entry, working out (and keeping) only those of words not met before:
         each distinct one once."""
         remembered = list(map(self._items.get, words))
         if None not in remembered:
-            return cast(list[T], remembered)
+            return cast(list[bytes], remembered)
         missing = list(dict.fromkeys(compress(words, map(is_, remembered, repeat(None)))))
         worked_out = dict(zip(missing, work_out(missing), strict=True))
         self._keep(worked_out)
-        # A word worked out now was not remembered; any other word's item is its remembered one.
+        # A word worked out now was not remembered; any other word's entry is its remembered one.
         return list(map(worked_out.get, words, remembered))  # type: ignore[arg-type]
 
-    def _keep(self, items: dict[str, T]) -> None:
+    def _keep(self, items: dict[str, bytes]) -> None:
         with self._lock:
             if len(self) + len(items) > SEEN_WORDS:
                 self._items = dict(self._lasting)
