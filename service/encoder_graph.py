@@ -53,7 +53,8 @@ def rewrite_for_cpu(path: Path, weights: Mapping[str, np.ndarray[Any, Any]] | No
 class QuantizedLinear:
     """The initializers of one `x @ (float(weights) * scale) + bias` in the shipped graph.
 
-    `weights` are int8, (inputs, outputs); `scale` is float, one per output column.
+    `weights` are int8, (inputs, outputs); `scale` is float, one per output column; `bias` is
+    "" when no bias Add follows.
     """
 
     weights: str
@@ -62,44 +63,14 @@ class QuantizedLinear:
 
 
 def quantized_linears(graph: Any) -> dict[str, QuantizedLinear]:
-    """Every int8 linear layer of an ONNX graph, keyed by the name of its bias initializer.
+    """Every int8 linear layer of an ONNX graph with a bias, keyed by the bias's name.
 
     The shipped graph keeps PyTorch's names for biases ("inner.encoder.layer.0.output.dense.bias")
     but not for the int8 weights ("val_118_q"); the bias is how a layer is found by name.
     """
-    from onnx import TensorProto
-
-    nodes = list(graph.node)
-    initializers = {tensor.name: tensor for tensor in graph.initializer}
-    producer = {output: node for node in nodes for output in node.output}
-    consumers: dict[str, list[Any]] = {}
-    for node in nodes:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    layers = {}
-    for node in nodes:
-        if node.op_type != "MatMul":
-            continue
-        scaled = producer.get(node.input[1])
-        if scaled is None or scaled.op_type != "Mul":
-            continue
-        cast = producer.get(scaled.input[0])
-        if cast is None or cast.op_type != "Cast":
-            continue
-        weights, scale = cast.input[0], scaled.input[1]
-        after = consumers.get(node.output[0], [])
-        if (
-            weights not in initializers
-            or initializers[weights].data_type != TensorProto.INT8
-            or scale not in initializers
-            or len(after) != 1
-            or after[0].op_type != "Add"
-        ):
-            continue
-        bias = _other(after[0].input, node.output[0])
-        if bias in initializers:
-            layers[bias] = QuantizedLinear(weights=weights, scale=scale, bias=bias)
-    return layers
+    whole = _Graph(graph)
+    found = (whole.quantized_linear(node) for node in whole.nodes if node.op_type == "MatMul")
+    return {layer.bias: layer for layer, _ in filter(None, found) if layer.bias}
 
 
 def replace_initializers(graph: Any, weights: Mapping[str, np.ndarray[Any, Any]]) -> None:
@@ -161,36 +132,52 @@ class _Graph:
     def _constant(self, name: str) -> float | None:
         return self.scalars.get(name)
 
+    def quantized_linear(self, matmul: Any) -> tuple[QuantizedLinear, Any | None] | None:
+        """For a MatMul by dequantized int8 weights, `x @ (float(weights) * scale)`: its
+        initializers, and the bias Add that follows it (None when there is none). None for any
+        other MatMul."""
+        from onnx import TensorProto
+
+        scaled = self.producer.get(matmul.input[1])
+        if scaled is None or scaled.op_type != "Mul":
+            return None
+        cast = self.producer.get(scaled.input[0])
+        if cast is None or cast.op_type != "Cast":
+            return None
+        weights = self.initializers.get(cast.input[0])
+        scale = self.initializers.get(scaled.input[1])
+        if weights is None or scale is None or weights.data_type != TensorProto.INT8:
+            return None
+        bias_add = self._only_consumer(matmul.output[0], "Add")
+        bias = None
+        if bias_add is not None and len(weights.dims) == 2:
+            bias = self.initializers.get(_other(bias_add.input, matmul.output[0]))
+        if bias is None or list(bias.dims) != [weights.dims[1]]:
+            bias, bias_add = None, None
+        return QuantizedLinear(weights.name, scale.name, bias.name if bias else ""), bias_add
+
     def int8_matmuls(self) -> int:
         """MatMul by dequantized int8 weights (and a following bias Add) → DynamicQuantizeMatMul."""
-        from onnx import TensorProto, helper, numpy_helper
+        from onnx import helper, numpy_helper
 
         count = 0
         for node in [node for node in self.nodes if node.op_type == "MatMul"]:
-            scaled = self.producer.get(node.input[1])
-            if scaled is None or scaled.op_type != "Mul":
+            found = self.quantized_linear(node)
+            if found is None:
                 continue
-            cast = self.producer.get(scaled.input[0])
-            if cast is None or cast.op_type != "Cast":
-                continue
-            weights = self.initializers.get(cast.input[0])
-            scale = self.initializers.get(scaled.input[1])
-            if weights is None or scale is None or weights.data_type != TensorProto.INT8:
-                continue
-            column_scale = numpy_helper.to_array(scale).astype(np.float32).reshape(-1)
+            layer, bias_add = found
+            weights = self.initializers[layer.weights]
+            column_scale = numpy_helper.to_array(self.initializers[layer.scale])
+            column_scale = column_scale.astype(np.float32).reshape(-1)
             if len(weights.dims) != 2 or column_scale.size != weights.dims[1]:
                 continue
-            self._add_initializer(column_scale, f"{scale.name}.column")
-            inputs = [node.input[0], weights.name, f"{scale.name}.column"]
+            self._add_initializer(column_scale, f"{layer.scale}.column")
+            inputs = [node.input[0], layer.weights, f"{layer.scale}.column"]
             outputs = list(node.output)
-            bias_add = self._only_consumer(node.output[0], "Add")
             if bias_add is not None:
-                bias_name = next((name for name in bias_add.input if name != node.output[0]), "")
-                bias = self.initializers.get(bias_name)
-                if bias is not None and list(bias.dims) == [weights.dims[1]]:
-                    inputs += ["", bias_name]  # no zero point: the weights are symmetric
-                    outputs = list(bias_add.output)
-                    self.nodes.remove(bias_add)
+                inputs += ["", layer.bias]  # no zero point: the weights are symmetric
+                outputs = list(bias_add.output)
+                self.nodes.remove(bias_add)
             fused = helper.make_node(
                 "DynamicQuantizeMatMul", inputs, outputs, name=f"{node.name}.int8", domain=MICROSOFT
             )
