@@ -100,20 +100,12 @@ def finetune_encoder(
 ) -> FinetunedEncoder:
     """Fine-tune the shipped encoder on `texts` and their graded labels (PRIMARY, SECONDARY or
     ABSENT per label, as Corpus.graded_label_matrix gives)."""
-    torch, bert_model, bert_config = torch_modules()
-    import onnx
-    from onnx import numpy_helper
+    torch = torch_modules()[0]
     from tokenizers import Tokenizer
-
-    installed = installed_encoder()
-    graph = onnx.load(str(installed.weights)).graph
-    shipped = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
-    linears = quantized_linears(graph)
 
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    encoder = bert_model(_config(bert_config, shipped, len(linears)), add_pooling_layer=False)
-    encoder.load_state_dict(_float_weights(torch, encoder, shipped, linears), strict=True)
+    encoder, linears, _ = shipped_encoder()
     for parameter in encoder.embeddings.parameters():
         parameter.requires_grad_(False)
     head = torch.nn.Linear(DIMENSION, len(LABELS))
@@ -129,7 +121,7 @@ def finetune_encoder(
         lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup))),
     )
 
-    tokenizer = Tokenizer.from_file(str(installed.tokenizer))
+    tokenizer = Tokenizer.from_file(str(installed_encoder().tokenizer))
     tokenizer.enable_truncation(max_length=settings.max_tokens)
     tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a secret
     grades = np.asarray(graded)
@@ -172,6 +164,21 @@ def finetune_encoder(
         head_coef=head.weight.detach().numpy().astype(np.float64) * HEAD_INPUT_SCALE,
         head_intercept=head.bias.detach().numpy().astype(np.float64),
     )
+
+
+def shipped_encoder() -> tuple[Any, dict[str, QuantizedLinear], dict[str, np.ndarray[Any, Any]]]:
+    """The shipped encoder as a PyTorch `BertModel`, its int8 weights dequantized; with the
+    graph's int8 layers (by bias name) and all its initializers."""
+    torch, bert_model, bert_config = torch_modules()
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(installed_encoder().weights)).graph
+    shipped = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
+    linears = quantized_linears(graph)
+    encoder = bert_model(_config(bert_config, shipped, len(linears)), add_pooling_layer=False)
+    encoder.load_state_dict(_float_weights(torch, encoder, shipped, linears), strict=True)
+    return encoder, linears, shipped
 
 
 def torch_modules() -> tuple[Any, Any, Any]:

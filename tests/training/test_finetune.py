@@ -60,21 +60,14 @@ def test_replacing_weights_refuses_unknown_names_and_other_shapes(graph) -> None
 
 
 @needs_finetune_extra
-def test_weights_start_from_the_shipped_graph_and_return_to_its_format(graph) -> None:  # type: ignore[no-untyped-def]
+def test_weights_start_from_the_shipped_graph_and_return_to_its_format() -> None:
     """Dequantized and quantized again, untouched weights come back as the shipped bytes: the
     tuned weights are written the way the shipped file was."""
-    from transformers import BertModel
+    from training.finetune import _graph_weights, shipped_encoder
 
-    from training.finetune import _config, _float_weights, _graph_weights, torch_modules
-
-    torch, _, bert_config = torch_modules()
-    from onnx import numpy_helper
-
-    shipped = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
-    linears = quantized_linears(graph)
-    encoder = BertModel(_config(bert_config, shipped, len(linears)), add_pooling_layer=False)
-    state = _float_weights(torch, encoder, shipped, linears)
-    arrays = _graph_weights({name: value.numpy() for name, value in state.items()}, linears)
+    encoder, linears, shipped = shipped_encoder()
+    state = {name: value.numpy() for name, value in encoder.state_dict().items()}
+    arrays = _graph_weights(state, linears)
     assert len(arrays) == 36 * 2 + 36 + 6 * 4  # int8 weights and scales, biases, layer norms
     for name, array in arrays.items():
         assert array.dtype == shipped[name].dtype, name
@@ -86,19 +79,15 @@ def test_weights_start_from_the_shipped_graph_and_return_to_its_format(graph) ->
 
 
 @needs_finetune_extra
-def test_fine_tuning_starts_from_the_shipped_encoder(graph) -> None:  # type: ignore[no-untyped-def]
+def test_fine_tuning_starts_from_the_shipped_encoder() -> None:
     """The PyTorch model built from the graph's weights embeds as the shipped file does (up to
     the int8 rounding of the graph's inputs to each layer)."""
-    from onnx import numpy_helper
+    import torch
     from tokenizers import Tokenizer
 
-    from training.finetune import _config, _float_weights, torch_modules
+    from training.finetune import shipped_encoder
 
-    torch, bert_model, bert_config = torch_modules()
-    shipped = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
-    linears = quantized_linears(graph)
-    encoder = bert_model(_config(bert_config, shipped, len(linears)), add_pooling_layer=False)
-    encoder.load_state_dict(_float_weights(torch, encoder, shipped, linears))
+    encoder = shipped_encoder()[0]
     encoder.eval()
     tokenizer = Tokenizer.from_file(str(installed_encoder().tokenizer))
     tokenizer.no_padding()
