@@ -12,11 +12,12 @@ import pytest
 
 from service.encoder import RUNTIME_MODULES
 from training.pipeline import ModelParams
-from training.train import TrainOptions, train
+from training.train import TrainOptions, selection_profile, train
 
 REPO = Path(__file__).resolve().parent.parent
 TRAIN_DATA = REPO / "data" / "train.jsonl"
 TEST_DATA = REPO / "data" / "test.jsonl"
+DEV_DATA = REPO / "data" / "dev.jsonl"
 SMALL_CANDIDATES = (ModelParams(C=4.0), ModelParams(C=4.0, char_ngrams=None))
 ACCURATE_SMALL_CANDIDATES = (ModelParams(C=4.0, embedding_weight=1.0),)
 HAS_ACCURATE_EXTRA = all(importlib.util.find_spec(module) for module in RUNTIME_MODULES)
@@ -26,6 +27,10 @@ HAS_FINETUNE_EXTRA = HAS_ACCURATE_EXTRA and all(
 needs_accurate_extra = pytest.mark.skipif(
     not HAS_ACCURATE_EXTRA,
     reason="the accurate profile's packages are not installed: pip install '.[accurate]'",
+)
+needs_finetune_extra = pytest.mark.skipif(
+    not HAS_FINETUNE_EXTRA,
+    reason="fine-tuning needs PyTorch and transformers: pip install '.[finetune]'",
 )
 
 
@@ -76,7 +81,8 @@ def train_small(
         profile=profile,
         finetune_epochs=finetune_epochs,
     )
-    candidates = ACCURATE_SMALL_CANDIDATES if profile == "accurate" else SMALL_CANDIDATES
+    kind = selection_profile(profile, finetune_epochs)
+    candidates = ACCURATE_SMALL_CANDIDATES if kind == "accurate" else SMALL_CANDIDATES
     return train(options, lambda _: None, candidates=candidates)
 
 

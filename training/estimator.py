@@ -22,6 +22,7 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
+from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.parallel import Parallel, delayed
 
 # Values of the graded label matrix that `fit` takes (see Corpus.graded_label_matrix).
@@ -54,6 +55,20 @@ class CalibratedLinear(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.offset_ = float(platt.intercept_[0])
         self.classes_ = np.array([0, 1])
         return self
+
+    @classmethod
+    def fixed(
+        cls, coefficients: npt.NDArray[np.float64], intercept: float, *, slope: float = 1.0
+    ) -> CalibratedLinear:
+        """A fitted label model with the given weights: log-odds = slope × (w·x + intercept).
+
+        For models assembled from others' weights (training/fusion.py) rather than fitted here.
+        """
+        model = cls(FixedLinear(coefficients, intercept))
+        model.linear_ = model.linear
+        model.slope_, model.offset_ = float(slope), 0.0
+        model.classes_ = np.array([0, 1])
+        return model
 
     def decision_function(self, X: Any) -> npt.NDArray[np.float64]:
         return np.asarray(self.linear_.decision_function(X), dtype=np.float64)
@@ -92,12 +107,41 @@ class PrimaryWeightedOneVsRest(MultiOutputMixin, ClassifierMixin, BaseEstimator)
         self.classes_ = np.arange(grades.shape[1])
         return self
 
+    @classmethod
+    def of_fitted(cls, estimators: list[CalibratedLinear]) -> PrimaryWeightedOneVsRest:
+        """A fitted model of one fitted `CalibratedLinear` per label, in label order."""
+        model = cls(estimators[0])
+        model.estimators_ = list(estimators)
+        model.classes_ = np.arange(len(estimators))
+        return model
+
     def predict_proba(self, X: Any) -> npt.NDArray[np.float64]:
         """Calibrated probability of each label (columns are labels; rows need not sum to 1)."""
         return np.column_stack([estimator.predict_proba(X)[:, 1] for estimator in self.estimators_])
 
     def predict(self, X: Any) -> npt.NDArray[np.int_]:
         return (self.predict_proba(X) >= 0.5).astype(int)
+
+
+class FixedLinear(BaseEstimator):  # type: ignore[misc]
+    """A linear decision function with given weights, shaped like a fitted scikit-learn model's
+    (`coef_` of one row, `intercept_` of one value), so the service reads it like any other."""
+
+    def __init__(self, coefficients: npt.NDArray[np.float64], intercept: float) -> None:
+        self.coefficients = coefficients
+        self.intercept = intercept
+
+    @property
+    def coef_(self) -> npt.NDArray[np.float64]:
+        return np.asarray(self.coefficients, dtype=np.float64).reshape(1, -1)
+
+    @property
+    def intercept_(self) -> npt.NDArray[np.float64]:
+        return np.array([self.intercept], dtype=np.float64)
+
+    def decision_function(self, X: Any) -> npt.NDArray[np.float64]:
+        values = safe_sparse_dot(X, np.asarray(self.coefficients, dtype=np.float64))
+        return np.asarray(values, dtype=np.float64).ravel() + self.intercept
 
 
 def _fit_label(estimator: Any, X: Any, membership: Any, weights: Any) -> Any:

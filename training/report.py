@@ -123,23 +123,45 @@ def render_markdown(metadata: dict[str, Any]) -> str:
     )
     encoder = metadata.get("encoder")
     tuned = encoder.get("fine_tuned") if encoder else None
+    fusion = metadata.get("fusion")
     if encoder:
-        how = (
-            f"fine-tuned on the training data for {tuned['epochs']} "
-            f"epoch{'' if tuned['epochs'] == 1 else 's'} (weights SHA-256 "
-            f"`{tuned['weights_sha256'][:16]}…`)"
-            if tuned
-            else "as shipped"
-        )
+        how = "as shipped"
+        if tuned:
+            tuned_on = (
+                f"all but {fusion['held_out_examples']} of the training sentences"
+                if fusion
+                else "the training data"
+            )
+            how = (
+                f"fine-tuned on {tuned_on} for {tuned['epochs']} "
+                f"epoch{'' if tuned['epochs'] == 1 else 's'} (weights SHA-256 "
+                f"`{tuned['weights_sha256'][:16]}…`)"
+            )
         lines.append(
             f"- encoder: {encoder['name']} from {encoder['package']} {encoder['version']}, {how}"
         )
+    if fusion:
+        lines += [
+            f"- fusion: the fast model's log-odds and the encoder's head, combined per label by "
+            f"a logistic regression fitted on the {fusion['held_out_examples']} sentences held "
+            "out of fine-tuning (training/fusion.py)",
+            "",
+            "| label | fast's weight | head's weight | offset |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        lines += [
+            f"| {label} | {weights['fast_weight']:.3f} | {weights['head_weight']:.3f} | "
+            f"{weights['offset']:.3f} |"
+            for label, weights in fusion["stacker"].items()
+        ]
     lines += [
         "",
         "## Model selection (cross-validation on the training data)",
         "",
     ]
-    if tuned:
+    if fusion:
+        lines += ["The candidates are the fast model's, fused with the encoder afterwards.", ""]
+    elif tuned:
         lines += [
             "The encoder was tuned on every training sentence, so these scores are optimistic:",
             "the test split is the fair measure.",
@@ -156,7 +178,8 @@ def render_markdown(metadata: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "## Thresholds (tuned per label on out-of-fold predictions)",
+        "## Thresholds (tuned per label on "
+        + ("the sentences held out of fine-tuning)" if fusion else "out-of-fold predictions)"),
         "",
         "| label | threshold |",
         "| --- | ---: |",
@@ -164,7 +187,8 @@ def render_markdown(metadata: dict[str, Any]) -> str:
     lines += [f"| {label} | {value:.2f} |" for label, value in metadata["thresholds"].items()]
     for name, title in (
         ("test", "Test split"),
-        ("cross_validation", "Cross-validation (out of fold)"),
+        ("held_out", "Held out of fine-tuning (the fusion is fitted here)"),
+        ("cross_validation", "Cross-validation (out of fold)" + (", fast model" if fusion else "")),
     ):
         if name in metadata["metrics"]:
             lines += ["", *_metrics_section(title, metadata["metrics"][name])]

@@ -12,7 +12,7 @@ from service.artifact import list_versions, load_artifact
 from service.encoder import SentenceEmbedder, TunedWeights, installed_encoder
 from service.encoder_graph import quantized_linears, replace_initializers
 from service.labels import LABELS
-from tests.conftest import HAS_FINETUNE_EXTRA, needs_accurate_extra, train_small
+from tests.conftest import needs_accurate_extra, needs_finetune_extra, train_small
 from training.train import TrainOptions, train
 
 pytestmark = needs_accurate_extra
@@ -21,10 +21,6 @@ SENTENCES = [
     "The minister condemned the strike on the hospital.",
     "Analysts expect the offensive to stall before winter.",
 ]
-needs_finetune_extra = pytest.mark.skipif(
-    not HAS_FINETUNE_EXTRA,
-    reason="fine-tuning needs PyTorch and transformers: pip install '.[finetune]'",
-)
 
 
 @pytest.fixture(scope="module")
@@ -135,10 +131,17 @@ def test_the_artifact_carries_the_tuned_weights_and_names_them(accurate_model_di
     assert fine_tuned["weights_sha256"] == embedder.tuned.sha256
     assert fine_tuned["epochs"] == 1
     assert fine_tuned["frozen"] == ["embeddings"]
+    held_out = artifact.metadata["fusion"]["held_out_examples"]
+    assert held_out > 0
+    assert set(artifact.metadata["fusion"]["stacker"]) == set(LABELS)
     report = (accurate_model_dir / artifact.version / "report.md").read_text()
     digest = fine_tuned["weights_sha256"][:16]
-    assert f"fine-tuned on the training data for 1 epoch (weights SHA-256 `{digest}" in report
-    assert "these scores are optimistic" in report
+    assert (
+        f"fine-tuned on all but {held_out} of the training sentences for 1 epoch "
+        f"(weights SHA-256 `{digest}"
+    ) in report
+    # The fusion's own scores come from sentences fine-tuning never saw.
+    assert f"Held out of fine-tuning (the fusion is fitted here): {held_out} sentences" in report
 
 
 def test_zero_epochs_keep_the_encoder_as_shipped(
