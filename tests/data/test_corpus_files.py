@@ -1,4 +1,5 @@
-"""The committed corpus: valid, varied, big enough, and with an honest, separate test split."""
+"""The committed corpus: valid, varied, big enough, with an honest, separate test split and a
+development split written apart from both."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from service.labels import LABELS
-from tests.conftest import REPO, TEST_DATA, TRAIN_DATA
+from tests.conftest import DEV_DATA, REPO, TEST_DATA, TRAIN_DATA
 from training.corpus import Corpus, read_corpus
 from training.variety import measure, render
 
@@ -17,10 +18,13 @@ REGISTERS = {"wire", "headline", "official", "analyst", "ngo", "social"}
 NEAR_DUPLICATE = 0.9
 
 
+SPLITS = {"train": TRAIN_DATA, "test": TEST_DATA, "dev": DEV_DATA}
+
+
 @cache
 def corpus(split: str) -> Corpus:
     # read_corpus fails on bad rows, duplicates (after normalisation) and thin labels.
-    return read_corpus(TRAIN_DATA if split == "train" else TEST_DATA)
+    return read_corpus(SPLITS[split])
 
 
 def test_training_data_is_large_and_covers_every_label() -> None:
@@ -60,37 +64,47 @@ def test_variety_of_conflicts_registers_sides_and_form() -> None:
     assert variety.title_case_headlines > 200
 
 
-def test_test_split_is_about_other_conflicts() -> None:
-    train_conflicts = {example.conflict for example in corpus("train").examples}
-    test_conflicts = {example.conflict for example in corpus("test").examples}
-    assert not train_conflicts & test_conflicts
+def test_development_split_is_balanced() -> None:
+    primary = Counter(example.primary for example in corpus("dev").examples)
+    assert min(primary[label] for label in LABELS) >= 150, primary
+
+
+def test_each_split_is_about_its_own_conflicts() -> None:
+    conflicts = {
+        split: {example.conflict for example in corpus(split).examples} for split in SPLITS
+    }
+    assert not conflicts["train"] & conflicts["test"]
+    assert not conflicts["train"] & conflicts["dev"]
+    assert not conflicts["test"] & conflicts["dev"]
 
 
 def test_no_near_duplicates_across_or_within_splits() -> None:
-    train_texts = corpus("train").texts
-    test_texts = corpus("test").texts
-    vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).fit(train_texts + test_texts)
-    train_vectors = vectors.transform(train_texts)
-    test_vectors = vectors.transform(test_texts)
-    cross = (test_vectors @ train_vectors.T).tocoo()
-    pairs = [
-        (test_texts[i], train_texts[j])
-        for i, j, v in zip(cross.row, cross.col, cross.data, strict=True)
-        if v > NEAR_DUPLICATE
-    ]
-    assert not pairs, pairs[:5]
-    for texts, matrix in ((train_texts, train_vectors), (test_texts, test_vectors)):
+    texts = {split: corpus(split).texts for split in SPLITS}
+    vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).fit(
+        [text for split in SPLITS for text in texts[split]]
+    )
+    matrices = {split: vectors.transform(texts[split]) for split in SPLITS}
+    for one, another in (("test", "train"), ("dev", "train"), ("dev", "test")):
+        cross = (matrices[one] @ matrices[another].T).tocoo()
+        pairs = [
+            (texts[one][i], texts[another][j])
+            for i, j, v in zip(cross.row, cross.col, cross.data, strict=True)
+            if v > NEAR_DUPLICATE
+        ]
+        assert not pairs, pairs[:5]
+        assert np.isfinite(cross.data).all()
+    for split, matrix in matrices.items():
         within = (matrix @ matrix.T).tocoo()
         mask = (within.row < within.col) & (within.data > NEAR_DUPLICATE)
         close = [
-            (texts[i], texts[j]) for i, j in zip(within.row[mask], within.col[mask], strict=True)
+            (texts[split][i], texts[split][j])
+            for i, j in zip(within.row[mask], within.col[mask], strict=True)
         ]
         assert not close, close[:5]
-    assert np.isfinite(cross.data).all()
 
 
 def test_data_card_shows_the_current_figures() -> None:
     card = (REPO / "data" / "README.md").read_text(encoding="utf-8")
-    for split, path in (("train", TRAIN_DATA), ("test", TEST_DATA)):
+    for split, path in SPLITS.items():
         tables = render(f"data/{path.name}", measure(corpus(split)))
         assert tables in card, f"data/README.md is stale for {path.name}; rerun training.variety"
