@@ -9,15 +9,21 @@ from fastapi import Request
 from service.config import Settings
 from service.errors import Forbidden, Unauthorized
 
+# Spaces and tabs around a header value are not part of it (RFC 9110 §5.5). Some HTTP parsers
+# drop them and some keep the trailing ones; stripping here makes keys parser-independent.
+OPTIONAL_WHITESPACE = " \t"
+
 
 def offered_key(request: Request) -> str | None:
-    """The key from `Authorization: Bearer …` or `X-API-Key`, exactly as sent."""
+    """The key from `Authorization: Bearer …` or `X-API-Key`, as sent but for the whitespace
+    around the header value."""
     authorization = request.headers.get("authorization")
     if authorization is not None:
-        scheme, _, token = authorization.partition(" ")
+        scheme, _, token = authorization.strip(OPTIONAL_WHITESPACE).partition(" ")
         if scheme.lower() == "bearer" and token:
             return token
-    return request.headers.get("x-api-key")
+    key = request.headers.get("x-api-key")
+    return None if key is None else key.strip(OPTIONAL_WHITESPACE)
 
 
 def key_matches(offered: str | None, keys: list[str]) -> bool:
