@@ -10,13 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from joblib import parallel_config
 from scipy.special import expit
 from sklearn.pipeline import Pipeline
 
 from service.artifact import PROFILES, library_versions, new_version, write_artifact
-from service.encoder import SentenceEmbedder, installed_encoder, set_thread_count
+from service.encoder import (
+    InstalledEncoder,
+    SentenceEmbedder,
+    installed_encoder,
+    set_thread_count,
+)
 from training import fusion
 from training.corpus import Corpus, CorpusError, CorpusProblem, normalise_text, read_corpus
 from training.finetune import FinetuneSettings, finetune_encoder, torch_modules
@@ -119,7 +123,7 @@ def train(
     if encoder is not None and options.finetune_epochs > 0:
         fitted = _fit_fused(options, train_corpus, candidates, progress)
     else:
-        fitted = _fit_one_model(options, train_corpus, candidates, progress)
+        fitted = _fit_one_model(options, train_corpus, candidates, progress, encoder)
     model, best, thresholds = fitted.model, fitted.best, fitted.thresholds
     metrics: dict[str, Any] = dict(fitted.metrics)
     extra_files: dict[str, bytes] = {}
@@ -207,29 +211,17 @@ def _fit_one_model(
     corpus: Corpus,
     candidates: Sequence[ModelParams],
     progress: Progress,
+    encoder: InstalledEncoder | None,
 ) -> FittedModel:
-    """Select by cross-validation and fit one pipeline: the fast profile, or the accurate one on
-    the encoder as shipped."""
-    texts, graded = corpus.texts, corpus.graded_label_matrix()
+    """Select by cross-validation and fit one pipeline: the fast profile, or (given the
+    installed encoder) the accurate one on the encoder as shipped."""
+    texts = corpus.texts
     embeddings = None
-    if options.profile == "accurate":
-        encoder = installed_encoder()
+    if encoder is not None:
         # Embedding every training sentence once, for all folds and the final fit.
         progress(f"embedding {len(texts)} training sentences ({encoder.package} {encoder.version})")
         embeddings = PrecomputedEmbeddings.of(texts, embedder=SentenceEmbedder())
-    best, results = select_model(
-        texts,
-        graded,
-        corpus.primary_labels,
-        candidates=candidates,
-        seed=options.seed,
-        folds=options.folds,
-        n_jobs=options.jobs,
-        embeddings=embeddings,
-        progress=progress,
-    )
-    progress(f"chose {best.params.describe()}; fitting it on all training data")
-    model = _fit_pipeline(best.params, texts, graded, options, embeddings)
+    best, results, model = _select_and_fit(options, corpus, candidates, progress, embeddings)
     if embeddings is not None:
         # The artifact holds the real encoder, which needs no fitting beyond its checks.
         embedder = SentenceEmbedder().fit(texts[:1])
@@ -269,18 +261,7 @@ def _fit_fused(
         threads=options.jobs,
         progress=progress,
     )
-    best, results = select_model(
-        texts,
-        graded,
-        corpus.primary_labels,
-        candidates=candidates,
-        seed=options.seed,
-        folds=options.folds,
-        n_jobs=options.jobs,
-        progress=progress,
-    )
-    progress(f"chose {best.params.describe()}; fitting it on all training data")
-    fast = _fit_pipeline(best.params, texts, graded, options)
+    best, results, fast = _select_and_fit(options, corpus, candidates, progress)
     embedder = SentenceEmbedder(tuned=tuned.weights)
     progress(f"embedding the {len(held_out)} held-out sentences with the tuned encoder")
     held_out_texts = [texts[row] for row in held_out]
@@ -307,14 +288,28 @@ def _fit_fused(
     )
 
 
-def _fit_pipeline(
-    params: ModelParams,
-    texts: list[str],
-    graded: npt.NDArray[np.int_],
+def _select_and_fit(
     options: TrainOptions,
+    corpus: Corpus,
+    candidates: Sequence[ModelParams],
+    progress: Progress,
     embeddings: PrecomputedEmbeddings | None = None,
-) -> Pipeline:
-    model = build_pipeline(params, seed=options.seed)
+) -> tuple[CandidateResult, list[CandidateResult], Pipeline]:
+    """Choose among the candidates by cross-validation, then fit the best on all the data."""
+    texts, graded = corpus.texts, corpus.graded_label_matrix()
+    best, results = select_model(
+        texts,
+        graded,
+        corpus.primary_labels,
+        candidates=candidates,
+        seed=options.seed,
+        folds=options.folds,
+        n_jobs=options.jobs,
+        embeddings=embeddings,
+        progress=progress,
+    )
+    progress(f"chose {best.params.describe()}; fitting it on all training data")
+    model = build_pipeline(best.params, seed=options.seed)
     if embeddings is not None:
         model.set_params(**{f"features__{EMBEDDING_STEP}": embeddings})
     # Labels are fitted in parallel processes; the artifact keeps n_jobs=None, so predictions
@@ -323,7 +318,7 @@ def _fit_pipeline(
     # max_nbytes=None hands each process its own writable copy of the features.
     with parallel_config(backend="loky", n_jobs=options.jobs, max_nbytes=None):
         model.fit(np.asarray(texts, dtype=object), graded)
-    return model
+    return best, results, model
 
 
 def _describe(corpus: Corpus) -> dict[str, Any]:
