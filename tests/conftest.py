@@ -34,6 +34,11 @@ needs_finetune_extra = pytest.mark.skipif(
 )
 
 
+def texts_of(data: Path) -> list[str]:
+    """The sentences of a JSON Lines corpus file, in file order."""
+    return [json.loads(line)["text"] for line in data.read_text().splitlines()]
+
+
 def hide_module(monkeypatch: pytest.MonkeyPatch, module: str) -> None:
     """Make `module` look uninstalled to `importlib.util.find_spec`, as on a base install."""
     real_find_spec = importlib.util.find_spec

@@ -3,13 +3,9 @@
 The shipped encoder (service/encoder.py) was trained to place sentences of similar meaning near
 each other, not to tell a loss from a threat. Here its six transformer layers learn the labels:
 a linear head on the mean-pooled, L2-normalised embedding is trained with the encoder. The
-accurate pipeline then uses the tuned embeddings the way it used the shipped ones (beside the
-TF-IDF n-grams, one calibrated linear model per label); the head is returned for comparison only
-(docs/decisions/0001-sentence-encoder.md has the figures of both ways).
-
-The tuned encoder has seen every training sentence, so the pipeline's cross-validation on its
-embeddings is optimistic: the test split, and conflicts held out of fine-tuning, are the fair
-measures.
+accurate profile tunes it on most of the training data and fuses the head's logits with the
+fast model's scores on the rest (training/fusion.py; docs/decisions/0001-sentence-encoder.md has
+the figures of the ways compared).
 
 - **Where the weights start.** From the shipped int8 graph itself, dequantized, so nothing else
   is downloaded and the tuned weights fit that graph by construction. The token, position and

@@ -17,15 +17,11 @@ from service.artifact import ArtifactError, list_versions, load_artifact
 from service.classifier import Classifier
 from service.config import Settings
 from service.encoder import INSTALL_HINT, SentenceEmbedder
-from tests.conftest import REPO, hide_module, needs_accurate_extra
+from tests.conftest import REPO, hide_module, needs_accurate_extra, texts_of
 from training.pipeline import ModelParams, PrecomputedEmbeddings
 from training.train import TrainOptions, train
 
 pytestmark = needs_accurate_extra
-
-
-def texts_of(data: Path) -> list[str]:
-    return [json.loads(line)["text"] for line in data.read_text().splitlines()]
 
 
 def edit_encoder(folder: Path, **changes: object) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -13,13 +12,9 @@ from service.artifact import load_artifact
 from service.classifier import Classifier
 from service.encoder import SentenceEmbedder
 from service.labels import LABELS
-from tests.conftest import needs_accurate_extra, needs_finetune_extra
+from tests.conftest import needs_accurate_extra, needs_finetune_extra, texts_of
 from training import fusion
 from training.finetune import FinetunedEncoder
-
-
-def texts_of(data: Path) -> list[str]:
-    return [json.loads(line)["text"] for line in data.read_text().splitlines()]
 
 
 def test_the_held_out_share_keeps_every_label_and_changes_with_the_seed() -> None:

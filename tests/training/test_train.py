@@ -12,7 +12,7 @@ import pytest
 
 from service.artifact import LATEST_FILE, list_versions, load_artifact
 from service.labels import LABELS
-from tests.conftest import REPO, train_small
+from tests.conftest import REPO, texts_of, train_small
 from training.cli import main as training_main
 
 
@@ -50,7 +50,7 @@ def test_same_data_and_seed_give_identical_predictions(
 ) -> None:
     # In parallel this time: the number of processes must not change the model.
     again = train_small(tmp_path / "again", small_data[0], jobs=2)
-    texts = [json.loads(line)["text"] for line in small_data[1].read_text().splitlines()]
+    texts = texts_of(small_data[1])
     first = load_artifact(small_model_dir).estimator.predict_proba(texts)
     second = load_artifact(again.parent, again.name).estimator.predict_proba(texts)
     assert np.array_equal(first, second)
