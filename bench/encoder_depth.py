@@ -2,8 +2,10 @@
 
 The stronger small encoders (bge-small, e5-small-v2, gte-small) have all-MiniLM-L6-v2's width
 (384, 12 heads, 1,536 in the feed-forward) and twice its depth. None ships on PyPI, so their
-speed is estimated from two randomly initialised BERTs of that shape, exported and quantized
-the same way; only the ratio of their times means anything. Needs `.[finetune]`:
+speed is estimated from the shipped encoder as PyTorch loads it for fine-tuning
+(training/finetune.py) and a randomly initialised copy of its configuration with twice the
+layers, both exported and quantized the same way; only the ratio of their times means anything.
+Needs `.[finetune]`:
 
     python bench/encoder_depth.py [--tokens 20] [--repeats 300]
 
@@ -14,39 +16,36 @@ rounds alternating so drift hits both) and the ratio of 12 to 6 layers.
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
-from transformers import BertConfig, BertModel
+
+from training.finetune import shipped_encoder, torch_modules
 
 
-class _LastHidden(torch.nn.Module):
-    def __init__(self, bert: BertModel) -> None:
-        super().__init__()
-        self.bert = bert
+def int8_session(bert: Any, workdir: Path) -> ort.InferenceSession:
+    """`bert` exported to ONNX, its MatMuls quantized to int8, on one onnxruntime thread."""
+    torch, _, _ = torch_modules()
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.bert(input_ids=input_ids).last_hidden_state
+    class LastHidden(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = bert
 
+        def forward(self, input_ids: Any) -> Any:
+            return self.bert(input_ids=input_ids).last_hidden_state
 
-def int8_session(layers: int, workdir: Path) -> ort.InferenceSession:
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=384,
-        num_hidden_layers=layers,
-        num_attention_heads=12,
-        intermediate_size=1536,
-    )
-    model = _LastHidden(BertModel(config).eval())
+    layers = bert.config.num_hidden_layers
     fp32, int8 = workdir / f"bert{layers}.onnx", workdir / f"bert{layers}.int8.onnx"
     torch.onnx.export(
-        model,
+        LastHidden().eval(),
         (torch.ones(1, 8, dtype=torch.long),),
         str(fp32),
         input_names=["input_ids"],
@@ -74,11 +73,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
+    torch, bert_model, _ = torch_modules()
     torch.manual_seed(0)
+    shipped, _, _ = shipped_encoder()
+    deeper_config = copy.deepcopy(shipped.config)
+    deeper_config.num_hidden_layers *= 2
+    deeper = bert_model(deeper_config, add_pooling_layer=False)
     ids = np.random.default_rng(0).integers(1000, 20000, (1, args.tokens), dtype=np.int64)
     with tempfile.TemporaryDirectory() as workdir:
-        sessions = {layers: int8_session(layers, Path(workdir)) for layers in (6, 12)}
-    times: dict[int, list[float]] = {6: [], 12: []}
+        sessions = {
+            bert.config.num_hidden_layers: int8_session(bert.eval(), Path(workdir))
+            for bert in (shipped, deeper)
+        }
+    times: dict[int, list[float]] = {layers: [] for layers in sessions}
     for session in sessions.values():  # warm-up
         ms_per_sentence(session, ids, 50)
     for _ in range(args.rounds):
@@ -91,7 +98,8 @@ def main() -> None:
             + ", ".join(f"{run:.2f}" for run in runs)
             + ")"
         )
-    print(f"12 / 6 layers: {medians[12] / medians[6]:.2f}")
+    shallow, deep = sorted(medians)
+    print(f"{deep} / {shallow} layers: {medians[deep] / medians[shallow]:.2f}")
 
 
 if __name__ == "__main__":
